@@ -1,0 +1,111 @@
+"""One exception family for everything claude_magic raises.
+
+Every message is a single line that names what went wrong and says what to do next,
+so the magics can show it as-is instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ClaudeMagicError(Exception):
+    """Base class of every error raised by claude_magic."""
+
+
+# --- sessions and storage ---------------------------------------------------------------
+
+
+class InvalidSessionId(ClaudeMagicError, ValueError):
+    """A session id that does not match the allowed pattern."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        self.reason = reason
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        super().__init__(
+            f"invalid session id {shown}: {reason}; use 1-128 letters, digits, '-', '_' or '.', "
+            "not starting with '.'"
+        )
+
+
+class SessionNotFound(ClaudeMagicError, LookupError):
+    """No session with this id exists in the store."""
+
+    def __init__(self, session_id: str, hint: str = "") -> None:
+        self.session_id = session_id
+        hint = hint or "list the sessions with manager.list() or `%claude_session list`"
+        super().__init__(f"session {session_id!r} not found; {hint}")
+
+
+class SessionExists(ClaudeMagicError):
+    """A session with this id already exists and overwrite was not asked for."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(
+            f"session {session_id!r} already exists; pick another id, or pass overwrite=True "
+            "to replace it"
+        )
+
+
+class InvalidMetadata(ClaudeMagicError, TypeError):
+    """Metadata (or a setting) that cannot be stored as JSON."""
+
+
+class StorageError(ClaudeMagicError):
+    """The store could not be opened, read or written."""
+
+
+class DamagedSession(StorageError):
+    """A session's file or rows exist but cannot be read; it is never overwritten silently."""
+
+    def __init__(self, session_id: str, location: str, reason: str) -> None:
+        self.session_id = session_id
+        self.location = location
+        self.reason = reason
+        super().__init__(
+            f"session {session_id!r} is damaged ({reason}) at {location}; move the file aside "
+            "or delete the session to reuse its id"
+        )
+
+
+# --- talking to a model -----------------------------------------------------------------
+
+
+class BackendError(ClaudeMagicError):
+    """A turn could not be completed by the backend."""
+
+
+class AuthenticationError(BackendError):
+    """The backend refused the credentials (HTTP 401/403)."""
+
+
+class RateLimitError(BackendError):
+    """The backend asked us to slow down (HTTP 429) and retries did not help."""
+
+
+class OverloadedError(BackendError):
+    """The backend is overloaded (HTTP 529) or failed (HTTP 5xx) after retries."""
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend could not be reached (connection refused, DNS, missing dependency)."""
+
+
+class BadRequest(BackendError):
+    """The backend rejected the request as invalid (HTTP 400/404/413)."""
+
+
+class CLINotFound(BackendUnavailable):
+    """The Claude Code CLI executable could not be found."""
+
+
+class ReplayMismatch(BackendError):
+    """The replay backend was asked a prompt that differs from the recording."""
+
+
+class StorageWarning(UserWarning):
+    """A store skipped something it could not read (a damaged file or row)."""

@@ -1,0 +1,458 @@
+"""The data model: session ids, sessions, messages and the session builder. No I/O here."""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import InvalidMetadata, InvalidSessionId
+
+if TYPE_CHECKING:
+    from .storage.base import Storage
+
+Role = Literal["user", "assistant"]
+Status = Literal["ok", "error", "incomplete"]
+ROLES: tuple[str, ...] = ("user", "assistant")
+STATUSES: tuple[str, ...] = ("ok", "error", "incomplete")
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+# Names Windows reserves for devices; refused so a store can be copied to any OS.
+_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}
+
+
+class SessionId(str):
+    """A validated session id: a plain ``str`` that is safe as a file name and a SQL value.
+
+    Allowed: 1-128 letters, digits, ``-``, ``_`` and ``.``; not starting with ``.``; no ``..``;
+    not a Windows device name (``CON``, ``nul.txt``, ...). New ids are UUID4 strings.
+    """
+
+    MAX_LENGTH = 128
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> SessionId:
+        if isinstance(value, SessionId):
+            return value
+        if not isinstance(value, str):
+            raise InvalidSessionId(value, f"expected a string, got {type(value).__name__}")
+        if not value:
+            raise InvalidSessionId(value, "it is empty")
+        if len(value) > cls.MAX_LENGTH:
+            raise InvalidSessionId(value, f"it is longer than {cls.MAX_LENGTH} characters")
+        if not _ID_PATTERN.fullmatch(value):
+            raise InvalidSessionId(value, "it contains a character that is not allowed")
+        if ".." in value:
+            raise InvalidSessionId(value, "it contains '..'")
+        if value.split(".", 1)[0].lower() in _RESERVED:
+            raise InvalidSessionId(value, "it is a reserved device name on Windows")
+        return super().__new__(cls, value)
+
+    @classmethod
+    def new(cls, value: str | None = None) -> SessionId:
+        """``SessionId.new("x")`` validates ``x``; ``SessionId.new()`` makes a fresh UUID4 id."""
+        return cls(value) if value is not None else cls(str(uuid.uuid4()))
+
+    def __repr__(self) -> str:
+        return f"SessionId({str.__repr__(self)})"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def format_time(value: datetime) -> str:
+    """A fixed-width ISO-8601 UTC string, so text order is time order."""
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse :func:`format_time` output (or any ISO-8601 string) to aware UTC."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+class MonotonicClock:
+    """UTC timestamps that never repeat or go backwards within one store object."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+
+    def now(self) -> datetime:
+        current = utc_now()
+        if self._last is not None and current <= self._last:
+            current = self._last + timedelta(microseconds=1)
+        self._last = current
+        return current
+
+
+
+def check_json_value(value: Any, where: str) -> Any:
+    """Return a deep copy of ``value`` if it is plain JSON, else raise :class:`InvalidMetadata`.
+
+    Plain JSON means dicts with ``str`` keys, lists (tuples become lists), ``str``, ``int``,
+    finite ``float``, ``bool`` and ``None``. Checked before anything is written.
+    """
+
+    def walk(item: Any, path: str) -> Any:
+        if item is None or isinstance(item, (str, bool, int)):
+            return item
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidMetadata(f"{path} is {item}, which JSON cannot store; use a number")
+            return item
+        if isinstance(item, Mapping):
+            out = {}
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise InvalidMetadata(
+                        f"{path} has a key {key!r} of type {type(key).__name__}; keys must be str"
+                    )
+                out[key] = walk(sub, f"{path}[{key!r}]")
+            return out
+        if isinstance(item, (list, tuple)):
+            return [walk(sub, f"{path}[{i}]") for i, sub in enumerate(item)]
+        raise InvalidMetadata(
+            f"{path} is a {type(item).__name__}, which is not JSON-serializable; "
+            "store str, int, float, bool, None, lists or dicts"
+        )
+
+    return walk(value, where)
+
+
+def clone_json(value: Any) -> Any:
+    """A fast deep copy of plain JSON data (dicts and lists are copied, scalars shared)."""
+    if type(value) is dict:
+        return {key: clone_json(item) for key, item in value.items()}
+    if type(value) is list:
+        return [clone_json(item) for item in value]
+    return value
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a whole metadata mapping; returns a deep copy."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
+    return check_json_value(metadata, "metadata")
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage of one model call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(**{f.name: int(data.get(f.name) or 0) for f in fields(cls)})
+
+
+@dataclass(slots=True)
+class Message:
+    """One message of a conversation, with what the backend reported about it.
+
+    ``status`` is ``ok``, ``error`` (the turn failed; ``error`` says why) or ``incomplete``
+    (text streamed before a failure). Only ``ok`` messages are sent back to the model.
+    ``seq`` is the message's position in its session, assigned by the store.
+    """
+
+    role: Role
+    content: str
+    created_at: datetime = field(default_factory=utc_now)
+    status: Status = "ok"
+    error: str | None = None
+    model: str | None = None
+    backend: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    stop_reason: str | None = None
+    duration_ms: float | None = None
+    ids: dict[str, str] = field(default_factory=dict)
+    seq: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"message role must be one of {ROLES}, got {self.role!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"message status must be one of {STATUSES}, got {self.status!r}")
+        if not isinstance(self.content, str):
+            raise TypeError(f"message content must be str, got {type(self.content).__name__}")
+
+    def copy(self) -> Message:
+        """A copy that shares nothing mutable with this message."""
+        return replace(self, usage=replace(self.usage), ids=dict(self.ids))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``from_dict`` reverses it exactly."""
+        return {
+            "seq": self.seq,
+            "role": self.role,
+            "content": self.content,
+            "created_at": format_time(self.created_at),
+            "status": self.status,
+            "error": self.error,
+            "model": self.model,
+            "backend": self.backend,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "stop_reason": self.stop_reason,
+            "duration_ms": self.duration_ms,
+            "ids": dict(self.ids),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        return cls(
+            role=data["role"],
+            content=data["content"],
+            created_at=parse_time(data["created_at"]),
+            status=data.get("status") or "ok",
+            error=data.get("error"),
+            model=data.get("model"),
+            backend=data.get("backend"),
+            usage=Usage.from_dict(data.get("usage")),
+            cost_usd=data.get("cost_usd"),
+            stop_reason=data.get("stop_reason"),
+            duration_ms=data.get("duration_ms"),
+            ids=dict(data.get("ids") or {}),
+            seq=data.get("seq"),
+        )
+
+
+@dataclass(slots=True)
+class SessionStats:
+    """Totals over a session's messages, kept by every store so listings need no messages."""
+
+    message_count: int = 0
+    turns: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    last_model: str | None = None
+
+    def add(self, message: Message) -> None:
+        self.message_count += 1
+        if message.role == "user":
+            self.turns += 1
+        self.input_tokens += message.usage.input_tokens
+        self.output_tokens += message.usage.output_tokens
+        self.cost_usd += message.cost_usd or 0.0
+        if message.model:
+            self.last_model = message.model
+
+    @classmethod
+    def of(cls, messages: Iterable[Message]) -> SessionStats:
+        stats = cls()
+        for message in messages:
+            stats.add(message)
+        return stats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> SessionStats:
+        data = data or {}
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(slots=True)
+class Session:
+    """A named conversation: system prompt, metadata, settings and its messages.
+
+    ``settings`` holds per-session defaults such as ``model`` and ``backend``.
+    """
+
+    id: SessionId
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    messages: list[Message] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stats(self) -> SessionStats:
+        """Totals over the messages: count, turns, tokens, cost."""
+        return SessionStats.of(self.messages)
+
+    def context(self) -> list[Message]:
+        """The messages a model sees: only ``ok`` ones, so failed turns are never replayed."""
+        return [m for m in self.messages if m.status == "ok"]
+
+    def copy(self) -> Session:
+        """A deep copy that shares nothing mutable with this session."""
+        return replace(self, metadata=clone_json(self.metadata), settings=clone_json(self.settings),
+                       messages=[m.copy() for m in self.messages])
+
+    def header_dict(self) -> dict[str, Any]:
+        """The JSON-ready header fields (no messages)."""
+        return {
+            "id": str(self.id),
+            "system_prompt": self.system_prompt,
+            "metadata": self.metadata,
+            "settings": self.settings,
+            "created_at": format_time(self.created_at),
+            "updated_at": format_time(self.updated_at),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole session as JSON-ready data (header plus messages)."""
+        data = self.header_dict()
+        data["messages"] = [m.to_dict() for m in self.messages]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        return cls(
+            id=SessionId(data["id"]),
+            system_prompt=data.get("system_prompt"),
+            metadata=check_metadata(data.get("metadata") or {}),
+            settings=check_json_value(data.get("settings") or {}, "settings"),
+            created_at=parse_time(data["created_at"]),
+            updated_at=parse_time(data["updated_at"]),
+            messages=[Message.from_dict(m) for m in data.get("messages") or []],
+        )
+
+
+@dataclass(slots=True)
+class SessionSummary:
+    """A session's header and totals, without messages: one row of a listing."""
+
+    id: SessionId
+    system_prompt: str | None
+    metadata: dict[str, Any]
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    stats: SessionStats
+
+
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
+class SessionChanges:
+    """A header update applied atomically by a store: prompt, metadata keys, settings keys."""
+
+    system_prompt: str | None = _UNSET
+    set_metadata: dict[str, Any] = field(default_factory=dict)
+    unset_metadata: tuple[str, ...] = ()
+    set_settings: dict[str, Any] = field(default_factory=dict)
+    unset_settings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.set_metadata = check_metadata(self.set_metadata)
+        self.set_settings = check_json_value(self.set_settings, "settings")
+        self.unset_metadata = tuple(self.unset_metadata)
+        self.unset_settings = tuple(self.unset_settings)
+
+    def apply(self, session: Session, when: datetime) -> None:
+        """Change ``session`` in place and stamp ``updated_at``."""
+        if self.system_prompt is not _UNSET:
+            session.system_prompt = self.system_prompt
+        session.metadata.update(clone_json(self.set_metadata))
+        for key in self.unset_metadata:
+            session.metadata.pop(key, None)
+        session.settings.update(clone_json(self.set_settings))
+        for key in self.unset_settings:
+            session.settings.pop(key, None)
+        session.updated_at = when
+
+
+class _BothWays:
+    """A method that works on the class (a new builder) and on an instance (chained)."""
+
+    def __init__(self, func: Callable[..., SessionBuilder]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance: SessionBuilder | None, owner: type[SessionBuilder]) -> Any:
+        target = instance if instance is not None else owner()
+        return self.func.__get__(target, owner)
+
+
+class SessionBuilder:
+    """Fluent construction of a :class:`Session`.
+
+    ``SessionBuilder().with_system_prompt(...).build()`` makes a standalone session;
+    ``SessionBuilder.with_id("review-001")`` starts from a chosen id; builders returned by
+    ``SessionManager.create_session()`` store the session when ``build()`` is called.
+    """
+
+    def __init__(self, session_id: str | None = None, *, store: Storage | None = None,
+                 on_build: Callable[[Session], None] | None = None) -> None:
+        self._id = SessionId(session_id) if session_id is not None else None
+        self._system_prompt: str | None = None
+        self._metadata: dict[str, Any] = {}
+        self._settings: dict[str, Any] = {}
+        self._overwrite = False
+        self._store = store
+        self._on_build = on_build
+
+    @_BothWays
+    def with_id(self, session_id: str) -> SessionBuilder:
+        """Use this id instead of a fresh UUID4 (validated now)."""
+        self._id = SessionId(session_id)
+        return self
+
+    def with_system_prompt(self, prompt: str | None) -> SessionBuilder:
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"system prompt must be str, got {type(prompt).__name__}")
+        self._system_prompt = prompt
+        return self
+
+    def with_metadata(self, key: str, value: Any) -> SessionBuilder:
+        """Add one metadata entry; refused at once if it is not plain JSON."""
+        if not isinstance(key, str):
+            raise InvalidMetadata(f"metadata keys must be str, got {type(key).__name__}")
+        self._metadata[key] = check_json_value(value, f"metadata[{key!r}]")
+        return self
+
+    def with_setting(self, key: str, value: Any) -> SessionBuilder:
+        """Add a per-session default such as ``model``, ``backend`` or ``max_tokens``."""
+        self._settings[key] = check_json_value(value, f"settings[{key!r}]")
+        return self
+
+    def with_model(self, model: str) -> SessionBuilder:
+        return self.with_setting("model", model)
+
+    def with_backend(self, backend: str) -> SessionBuilder:
+        return self.with_setting("backend", backend)
+
+    def overwrite(self, enabled: bool = True) -> SessionBuilder:
+        """Replace an existing session with the same id instead of raising ``SessionExists``."""
+        self._overwrite = enabled
+        return self
+
+    def build(self) -> Session:
+        """Make the session; a managed builder also stores it (atomically)."""
+        now = utc_now()
+        session = Session(
+            id=self._id if self._id is not None else SessionId.new(),
+            system_prompt=self._system_prompt,
+            metadata=clone_json(self._metadata),
+            settings=clone_json(self._settings),
+            created_at=now,
+            updated_at=now,
+        )
+        if self._store is None:
+            return session
+        stored = self._store.create(session, overwrite=self._overwrite)
+        if self._on_build is not None:
+            self._on_build(stored)
+        return stored

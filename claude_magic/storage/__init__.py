@@ -1,0 +1,98 @@
+"""Where sessions live: choose a store with :class:`StorageBackend` or a string spec.
+
+``StorageBackend.file(dir)``, ``StorageBackend.sqlite(path)``, ``StorageBackend.memory()``, or
+the equivalent strings ``"<dir>"``, ``"sqlite:///<path>"`` and ``"memory"``. Each store module
+is imported only when a store of its kind is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ..errors import StorageError
+
+if TYPE_CHECKING:
+    from .base import Storage
+
+Kind = Literal["file", "sqlite", "memory"]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageBackend:
+    """A description of a store; :meth:`open` makes the store object."""
+
+    kind: Kind
+    path: str | None = None
+
+    @classmethod
+    def file(cls, path: str | os.PathLike[str]) -> StorageBackend:
+        """A directory of JSON files (created when missing)."""
+        return cls("file", os.fspath(path))
+
+    @classmethod
+    def sqlite(cls, path: str | os.PathLike[str]) -> StorageBackend:
+        """A SQLite database file (created when missing)."""
+        return cls("sqlite", os.fspath(path))
+
+    @classmethod
+    def memory(cls) -> StorageBackend:
+        """In-process only; gone when the process ends."""
+        return cls("memory")
+
+    @classmethod
+    def parse(cls, spec: str | os.PathLike[str]) -> StorageBackend:
+        """``"memory"``, ``"sqlite:///rel.db"``, ``"sqlite:////abs.db"`` or a directory path."""
+        text = os.fspath(spec).strip()
+        if not text:
+            raise StorageError("empty storage spec; use a directory, sqlite:///path or memory")
+        if text in ("memory", "memory:", ":memory:"):
+            return cls.memory()
+        if text.startswith("sqlite:"):
+            path = text[len("sqlite:"):]
+            for prefix in ("///", "//"):  # sqlite:///relative.db, sqlite:////absolute.db
+                if path.startswith(prefix):
+                    path = path[len(prefix):]
+                    break
+            if not path:
+                raise StorageError(f"storage spec {text!r} names no file; use sqlite:///sessions.db")
+            return cls.sqlite(path)
+        if text.startswith("file://"):
+            return cls.file(text[len("file://"):])
+        return cls.file(text)
+
+    def __str__(self) -> str:
+        if self.kind == "memory":
+            return "memory"
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.path}"
+        return str(self.path)
+
+    def open(self) -> Storage:
+        """Create the store object (and its directory or file, when missing)."""
+        if self.kind == "memory":
+            from .memory import MemoryStorage
+
+            return MemoryStorage()
+        if self.kind == "sqlite":
+            from .sqlite import SQLiteStorage
+
+            return SQLiteStorage(self.path or "sessions.db")
+        from .files import DirectoryStorage
+
+        return DirectoryStorage(self.path or ".claude_sessions")
+
+
+def open_storage(spec: Storage | StorageBackend | str | os.PathLike[str] | None) -> Storage:
+    """A store from a store object, a :class:`StorageBackend`, a string spec or ``None`` (memory)."""
+    if spec is None:
+        return StorageBackend.memory().open()
+    if isinstance(spec, StorageBackend):
+        return spec.open()
+    if isinstance(spec, (str, os.PathLike)):
+        return StorageBackend.parse(spec).open()
+    return spec
+
+
+__all__ = ["StorageBackend", "open_storage"]

@@ -1,0 +1,98 @@
+"""The contract every store fulfils, and the small pieces the stores share."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import StorageWarning
+from ..session import Message, Session, SessionChanges, SessionId, SessionSummary, Status
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedEntry:
+    """Something a store found but could not read; it is skipped, never overwritten silently."""
+
+    location: str
+    reason: str
+    session_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.reason}"
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where sessions live. Every method is atomic; readers get copies.
+
+    Implementations: :class:`~claude_magic.storage.memory.MemoryStorage`,
+    :class:`~claude_magic.storage.files.DirectoryStorage`,
+    :class:`~claude_magic.storage.sqlite.SQLiteStorage`. ``tests/test_storage_contract.py``
+    is the definition of correct behaviour.
+    """
+
+    location: str
+
+    def create(self, session: Session, *, overwrite: bool = False,
+               preserve_times: bool = False) -> Session:
+        """Store a new session with its messages; ``SessionExists`` unless ``overwrite``.
+
+        The store stamps ``created_at``/``updated_at`` unless ``preserve_times`` (imports).
+        Returns a copy of what was stored.
+        """
+
+    def load(self, session_id: SessionId) -> Session | None:
+        """The whole session with its messages, or ``None``; ``DamagedSession`` if unreadable."""
+
+    def exists(self, session_id: SessionId) -> bool:
+        """Whether a readable or damaged session with this id is present."""
+
+    def update(self, session_id: SessionId, changes: SessionChanges) -> None:
+        """Apply header changes atomically; ``SessionNotFound`` if missing."""
+
+    def append(self, session_id: SessionId, message: Message) -> Message:
+        """Append one message (cheap, whatever the history length); returns it with ``seq``."""
+
+    def mark(self, session_id: SessionId, seq: int, status: Status,
+             error: str | None = None) -> None:
+        """Change the status (and error text) of one stored message."""
+
+    def delete(self, session_id: SessionId) -> bool:
+        """Remove a session; ``True`` if it existed."""
+
+    def clear(self) -> int:
+        """Remove every readable session; returns how many."""
+
+    def list_ids(self) -> list[SessionId]:
+        """Ids of readable sessions, most recently updated first."""
+
+    def summaries(self) -> list[SessionSummary]:
+        """Headers and totals of readable sessions, most recently updated first."""
+
+    def count(self) -> int:
+        """How many readable sessions there are."""
+
+    def damaged(self) -> list[DamagedEntry]:
+        """What the store skipped because it could not read it."""
+
+    def close(self) -> None:
+        """Release files and connections; the object is unusable afterwards."""
+
+
+def warn_damaged(entry: DamagedEntry) -> None:
+    """Tell the user, once per finding, that something was skipped."""
+    warnings.warn(f"claude_magic skipped a damaged session: {entry}", StorageWarning,
+                  stacklevel=4)
+
+
+def newest_first(summaries: list[SessionSummary]) -> list[SessionSummary]:
+    """Sort by ``updated_at`` descending; ties broken by id so the order is stable."""
+    summaries.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
+    return summaries
+
+
+def metadata_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """True when every wanted key is present with an equal value."""
+    return all(key in metadata and metadata[key] == value for key, value in wanted.items())

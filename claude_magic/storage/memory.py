@@ -1,0 +1,128 @@
+"""In-process storage: nothing persists; readers get copies; safe across threads."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+from ..errors import SessionExists, SessionNotFound
+from ..session import (
+    Message,
+    MonotonicClock,
+    Session,
+    SessionChanges,
+    SessionId,
+    SessionStats,
+    SessionSummary,
+    Status,
+    clone_json,
+)
+from .base import DamagedEntry, newest_first
+
+
+class MemoryStorage:
+    """Sessions in a dict, guarded by a lock. The default store of ``SessionManager()``."""
+
+    location = "memory"
+
+    def __init__(self) -> None:
+        self._sessions: dict[SessionId, Session] = {}
+        self._stats: dict[SessionId, SessionStats] = {}
+        self._lock = threading.RLock()
+        self._clock = MonotonicClock()
+
+    def __repr__(self) -> str:
+        return "MemoryStorage()"
+
+    def create(self, session: Session, *, overwrite: bool = False,
+               preserve_times: bool = False) -> Session:
+        stored = session.copy()
+        with self._lock:
+            if stored.id in self._sessions and not overwrite:
+                raise SessionExists(stored.id)
+            if not preserve_times:
+                stored.created_at = stored.updated_at = self._clock.now()
+            for seq, message in enumerate(stored.messages):
+                message.seq = seq
+            self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
+            self._sessions[stored.id] = stored
+            self._stats[stored.id] = stored.stats
+            return stored.copy()
+
+    def load(self, session_id: SessionId) -> Session | None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            return session.copy() if session is not None else None
+
+    def exists(self, session_id: SessionId) -> bool:
+        return session_id in self._sessions
+
+    def _get(self, session_id: SessionId) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        return session
+
+    def update(self, session_id: SessionId, changes: SessionChanges) -> None:
+        with self._lock:
+            changes.apply(self._get(session_id), self._clock.now())
+
+    def append(self, session_id: SessionId, message: Message) -> Message:
+        with self._lock:
+            session = self._get(session_id)
+            stored = message.copy()
+            stored.seq = len(session.messages)
+            session.messages.append(stored)
+            self._stats[session_id].add(stored)
+            session.updated_at = self._clock.now()
+            return stored.copy()
+
+    def mark(self, session_id: SessionId, seq: int, status: Status,
+             error: str | None = None) -> None:
+        with self._lock:
+            session = self._get(session_id)
+            if not 0 <= seq < len(session.messages):
+                raise IndexError(f"session {session_id!r} has no message {seq}")
+            session.messages[seq].status = status
+            session.messages[seq].error = error
+            session.updated_at = self._clock.now()
+
+    def delete(self, session_id: SessionId) -> bool:
+        with self._lock:
+            self._stats.pop(session_id, None)
+            return self._sessions.pop(session_id, None) is not None
+
+    def clear(self) -> int:
+        with self._lock:
+            count = len(self._sessions)
+            self._sessions.clear()
+            self._stats.clear()
+            return count
+
+    def list_ids(self) -> list[SessionId]:
+        return [s.id for s in self.summaries()]
+
+    def summaries(self) -> list[SessionSummary]:
+        with self._lock:
+            rows = [
+                SessionSummary(
+                    id=s.id,
+                    system_prompt=s.system_prompt,
+                    metadata=clone_json(s.metadata),
+                    settings=clone_json(s.settings),
+                    created_at=s.created_at,
+                    updated_at=s.updated_at,
+                    stats=copy.copy(self._stats[s.id]),
+                )
+                for s in self._sessions.values()
+            ]
+        return newest_first(rows)
+
+    def count(self) -> int:
+        return len(self._sessions)
+
+    def damaged(self) -> list[DamagedEntry]:
+        return []
+
+    def close(self) -> None:
+        """Nothing to release."""
