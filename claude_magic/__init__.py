@@ -38,7 +38,7 @@ _EXPORTS = {
     "BackendError": "errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]
+__all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:
     from .errors import (  # noqa: F401

@@ -26,6 +26,8 @@ from .storage import StorageBackend, open_storage
 from .storage.base import metadata_matches
 
 if TYPE_CHECKING:
+    import pandas
+
     from .storage.base import DamagedEntry, Storage
 
 Listener = Callable[[str, "str | None"], None]
@@ -223,6 +225,19 @@ class SessionManager:
             for session_id in doomed:
                 self.delete(session_id)
         return doomed
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """One row per session: header, ``meta.<key>`` columns, turns, tokens, cost."""
+        from .export import to_dataframe
+
+        return to_dataframe(self)
+
+    def messages_dataframe(self, session_ids: str | Iterable[str] | None = None
+                           ) -> pandas.DataFrame:
+        """One row per message of one session, several, or all (``None``)."""
+        from .export import messages_dataframe
+
+        return messages_dataframe(self, session_ids)
 
     def close(self) -> None:
         """Release the store's files or connection."""

@@ -85,7 +85,7 @@ class StorageBackend:
 
 
 def open_storage(spec: Storage | StorageBackend | str | os.PathLike[str] | None) -> Storage:
-    """A store from a store object, a :class:`StorageBackend`, a string spec or ``None`` (memory)."""
+    """A store from a store object, a :class:`StorageBackend`, a spec string or None (memory)."""
     if spec is None:
         return StorageBackend.memory().open()
     if isinstance(spec, StorageBackend):

@@ -65,7 +65,8 @@ class DirectoryStorage:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create session directory {self.root}: {exc.strerror}") from None
+            raise StorageError(
+                f"cannot create session directory {self.root}: {exc.strerror}") from None
         if not self.root.is_dir():
             raise StorageError(f"{self.root} is not a directory; choose a directory for sessions")
         self.location = str(self.root)
@@ -193,7 +194,8 @@ class DirectoryStorage:
         try:
             entries = list(os.scandir(self.root))
         except OSError as exc:
-            raise StorageError(f"cannot list session directory {self.root}: {exc.strerror}") from None
+            raise StorageError(
+                f"cannot list session directory {self.root}: {exc.strerror}") from None
         for entry in entries:
             name = entry.name
             if not name.endswith(HEADER_SUFFIX) or name.startswith("."):
