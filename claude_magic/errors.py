@@ -10,6 +10,10 @@ from __future__ import annotations
 class ClaudeMagicError(Exception):
     """Base class of every error raised by claude_magic."""
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the one line that says what to do."""
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
 
 # --- sessions and storage ---------------------------------------------------------------
 

@@ -14,5 +14,5 @@ class Workspace(HasTraits):
     session a ``%claude_session switch`` chose, and a click in the panel switches the magics.
     """
 
-    manager = Instance(SessionManager)
+    manager = Instance(SessionManager, allow_none=True)
     current = Unicode(None, allow_none=True, help="Id of the current session, or None.")

@@ -1,0 +1,209 @@
+"""The ``ClaudeMagics`` class: configuration, per-shell state, and the magics' entry points.
+
+One instance per shell holds the :class:`~claude_magic.workspace.Workspace` (the manager and
+the current session) and a lazily made :class:`~claude_magic.client.Client`. The work is done
+by :mod:`.session_commands` (``%claude_session``) and :mod:`.prompt` (``%%claude``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from traitlets import Bool, Float, Int, Unicode, observe
+
+from ..manager import SessionManager
+from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..client import Client
+
+STORAGE_ENV = "CLAUDE_MAGIC_STORAGE"
+DEFAULT_DIRECTORY = ".claude_sessions"
+
+
+def notebook_directory(shell: Any) -> Path:
+    """The directory of the running notebook, else the kernel's working directory.
+
+    Jupyter sets ``JPY_SESSION_NAME`` to the notebook's path; VS Code puts
+    ``__vsc_ipynb_file__`` in the user namespace.
+    """
+    candidates = [os.environ.get("JPY_SESSION_NAME"),
+                  getattr(shell, "user_ns", {}).get("__vsc_ipynb_file__")]
+    for candidate in candidates:
+        if candidate and str(candidate).endswith(".ipynb"):
+            path = Path(candidate).expanduser()
+            if not path.is_absolute():
+                path = Path.cwd() / path
+            if path.parent.is_dir():
+                return path.parent.resolve()
+    return Path.cwd().resolve()
+
+
+def default_storage(shell: Any) -> str:
+    """``$CLAUDE_MAGIC_STORAGE``, else ``.claude_sessions/`` beside the notebook (absolute)."""
+    from_env = os.environ.get(STORAGE_ENV, "").strip()
+    if from_env:
+        return from_env
+    return str(notebook_directory(shell) / DEFAULT_DIRECTORY)
+
+
+def absolute_spec(spec: str) -> str:
+    """Resolve a relative directory or ``sqlite:///`` path now, so ``%cd`` cannot move it."""
+    from ..storage import StorageBackend
+
+    backend = StorageBackend.parse(spec)
+    if backend.kind == "memory" or backend.path is None:
+        return str(backend)
+    resolved = str(Path(backend.path).expanduser().resolve())
+    return str(StorageBackend(backend.kind, resolved))
+
+
+@magics_class
+class ClaudeMagics(Magics):
+    """``%claude_session``, ``%%claude`` and ``%claude``. Configure with ``%config ClaudeMagics``."""
+
+    backend = Unicode(
+        "auto", help="auto (anthropic with ANTHROPIC_API_KEY, else offline echo), anthropic, "
+        "claude-code, replay or echo."
+    ).tag(config=True)
+    model = Unicode("", help="Model for new turns; empty means the client's default.").tag(
+        config=True)
+    max_tokens = Int(4096, help="Largest answer, in tokens.").tag(config=True)
+    storage = Unicode(
+        "", help="Where sessions live: a directory, sqlite:///path or memory. Empty means "
+        f"${STORAGE_ENV}, else {DEFAULT_DIRECTORY}/ beside the notebook."
+    ).tag(config=True)
+    stream = Bool(True, help="Show answers as they arrive.").tag(config=True)
+    system_prompt = Unicode(
+        None, allow_none=True, help="System prompt of sessions created without one."
+    ).tag(config=True)
+    interpolate = Bool(True, help="Replace {name} references to existing variables.").tag(
+        config=True)
+    timeout = Float(600.0, help="Seconds to wait for one answer.").tag(config=True)
+    update_interval = Float(0.05, help="Seconds between live display updates.").tag(config=True)
+
+    def __init__(self, shell: Any, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self._storage_spec = absolute_spec(self.storage or default_storage(shell))
+        self.workspace = Workspace()
+        self._client: Client | None = None
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def manager(self) -> SessionManager:
+        """The session manager, opened on first use (``%load_ext`` creates no files)."""
+        if self.workspace.manager is None:
+            self.workspace.manager = SessionManager.with_storage(self._storage_spec)
+        return self.workspace.manager
+
+    @property
+    def storage_spec(self) -> str:
+        return self._storage_spec
+
+    def use_storage(self, spec: str) -> SessionManager:
+        """Switch to another store; the current session is forgotten."""
+        self._storage_spec = absolute_spec(spec)
+        old = self.workspace.manager
+        self.workspace.manager = None
+        self.workspace.current = None
+        self._client = None
+        if old is not None:
+            old.close()
+        return self.manager
+
+    @observe("storage")
+    def _storage_changed(self, change: dict[str, Any]) -> None:
+        if hasattr(self, "workspace"):  # not while __init__ applies the config
+            self.use_storage(change["new"] or default_storage(self.shell))
+
+    @observe("backend", "model", "max_tokens", "timeout")
+    def _client_settings_changed(self, change: dict[str, Any]) -> None:
+        self._client = None  # rebuilt with the new settings on next use
+
+    @property
+    def client(self) -> Client:
+        """The client, made on first use with this shell's settings."""
+        if self._client is None:
+            from ..client import Client, Config
+
+            options: dict[str, Any] = {"backend": self.backend, "max_tokens": self.max_tokens,
+                                       "timeout": self.timeout}
+            if self.model:
+                options["model"] = self.model
+            self._client = Client(Config(**options), manager=self.manager)
+        return self._client
+
+    def close(self) -> None:
+        """Release the store (``%unload_ext``)."""
+        if self.workspace.manager is not None:
+            self.workspace.manager.close()
+            self.workspace.manager = None
+        self._client = None
+
+    # --- magics ---------------------------------------------------------------------------
+
+    @no_var_expand
+    @line_magic
+    def claude_session(self, line: str) -> Any:
+        """Manage sessions: ``%claude_session help`` lists the subcommands."""
+        from .session_commands import run_session_command
+
+        return run_session_command(self, line)
+
+    @no_var_expand
+    @line_magic("claude")
+    def claude_line(self, line: str) -> Any:
+        """``%claude PROMPT``: ask in the current session (the one-line ``%%claude``)."""
+        from .prompt import run_prompt
+
+        return run_prompt(self, "", line)
+
+    @no_var_expand
+    @cell_magic("claude")
+    def claude_cell(self, line: str, cell: str) -> Any:
+        """``%%claude [options]``: send the cell in the current session, streaming the answer.
+
+        ``%%claude --help`` lists the options.
+        """
+        from .prompt import run_prompt
+
+        return run_prompt(self, line, cell)
+
+
+def load(shell: Any) -> ClaudeMagics:
+    """Register the magics on ``shell`` (idempotent)."""
+    existing = shell.magics_manager.registry.get(ClaudeMagics.__name__)
+    if isinstance(existing, ClaudeMagics):
+        return existing
+    magics = ClaudeMagics(shell)
+    shell.register_magics(magics)
+    return magics
+
+
+def unload(shell: Any) -> None:
+    """Unregister the magics and release the store."""
+    magics = shell.magics_manager.registry.pop(ClaudeMagics.__name__, None)
+    if magics is None:
+        return
+    for kind, table in magics.magics.items():
+        for name in table:
+            shell.magics_manager.magics[kind].pop(name, None)
+    if magics in shell.configurables:
+        shell.configurables.remove(magics)
+    magics.close()
+
+
+def get_magics(shell: Any = None) -> ClaudeMagics | None:
+    """The loaded ``ClaudeMagics`` of ``shell`` (default: the running IPython), or None."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    if shell is None:
+        return None
+    magics = shell.magics_manager.registry.get(ClaudeMagics.__name__)
+    return magics if isinstance(magics, ClaudeMagics) else None

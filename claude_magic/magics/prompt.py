@@ -1,0 +1,166 @@
+"""``%%claude`` and ``%claude``: send a prompt in a session and show the answer as it streams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.display import JSON, display
+
+from .arguments import HelpShown, MagicArgumentParser
+from .interpolation import interpolate
+from .rendering import LiveAnswer, show_answer
+from .session_commands import current_id
+
+if TYPE_CHECKING:
+    from ..client import Query, Response
+    from .extension import ClaudeMagics
+
+FORMATS = ("markdown", "text", "code", "json")
+_FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+
+
+@lru_cache(maxsize=1)
+def prompt_parser() -> MagicArgumentParser:
+    p = MagicArgumentParser(prog="%%claude", description=(
+        "Send the cell to Claude in the current session and stream the answer. "
+        "{name}, {name.attr}, {In[N]} and {Out[N]} are replaced when they exist; "
+        "every other brace is sent as typed."))
+    p.add_argument("-s", "--session", metavar="ID", help="ask in this session (this cell only)")
+    p.add_argument("--new", nargs="?", const="", metavar="ID",
+                   help="create a session (optionally with this id), switch to it and ask there")
+    p.add_argument("-m", "--model", help="model for this turn")
+    p.add_argument("--system", metavar="TEXT",
+                   help="system prompt for this turn (with --new: of the new session)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="largest answer for this turn")
+    p.add_argument("-f", "--format", dest="fmt", choices=FORMATS, default="markdown",
+                   help="markdown (default), text, code (answer's code into a new cell below) "
+                        "or json (parsed and shown as JSON)")
+    p.add_argument("--no-stream", dest="stream", action="store_false", default=None,
+                   help="wait for the whole answer instead of streaming it")
+    p.add_argument("-o", "--output", metavar="VAR",
+                   help="store the response in VAR (with -f json: the parsed value)")
+    p.add_argument("--no-interpolate", dest="interpolate", action="store_false", default=None,
+                   help="send {braces} exactly as typed")
+    return p
+
+
+def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
+    """The session this cell talks in, creating one when needed."""
+    if args.new is not None:
+        builder = magics.manager.create_session(args.new or None)
+        session = builder.with_system_prompt(
+            args.system if args.system is not None else magics.system_prompt).build()
+        magics.workspace.current = session.id
+        print(f"Created session {session.id} and switched to it.")
+        return session.id
+    if args.session:
+        return current_id(magics, args.session)
+    if magics.workspace.current is None:
+        session = (magics.manager.create_session()
+                   .with_system_prompt(magics.system_prompt).build())
+        magics.workspace.current = session.id
+        print(f"Created session {session.id} (no session was current).")
+        return session.id
+    return current_id(magics)
+
+
+def _build_query(magics: ClaudeMagics, args: argparse.Namespace, prompt: str,
+                 session_id: str) -> Query:
+    query = magics.client.query(prompt).session(session_id)
+    if args.model:
+        query = query.model(args.model)
+    if args.system is not None and args.new is None:
+        query = query.system(args.system)
+    if args.max_tokens is not None:
+        if args.max_tokens <= 0:
+            raise UsageError("--max-tokens must be a positive number")
+        query = query.max_tokens(args.max_tokens)
+    return query
+
+
+def turn_metadata(response: Response) -> dict[str, Any]:
+    """Display metadata linking a notebook output to its turn in the session."""
+    return {"claude_magic": {
+        "session_id": str(response.session_id),
+        "turn": response.turn,
+        "model": response.model,
+        "backend": response.backend,
+        "offline": bool(response.offline),
+        "usage": response.usage.to_dict() if response.usage is not None else None,
+        "cost_usd": response.cost_usd,
+    }}
+
+
+def extract_code(text: str) -> str:
+    """The code blocks of an answer joined (or the whole answer when it has none)."""
+    blocks = [block.strip("\n") for block in _FENCE.findall(text)]
+    return "\n\n".join(blocks) if blocks else text.strip()
+
+
+def parse_json_answer(response: Response) -> Any:
+    text = extract_code(str(response))
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"the answer is not valid JSON ({exc}); it is kept as turn "
+                         f"{response.turn} of session {response.session_id}") from None
+
+
+def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response:
+    if not stream:
+        response = query.send()
+        show_answer(str(response), "text" if fmt == "text" else "markdown",
+                    turn_metadata(response))
+        return response
+    live = LiveAnswer("text" if fmt == "text" else "markdown",
+                      interval=magics.update_interval)
+    chunks = query.stream()
+    try:
+        for chunk in chunks:
+            live.add(chunk)
+    except BaseException:
+        live.finish(live.text + ("\n\n*(answer incomplete)*" if live.text else ""))
+        raise
+    response = chunks.response
+    live.finish(str(response), turn_metadata(response))
+    return response
+
+
+def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
+    """Run ``%%claude`` (``line`` = options, ``cell`` = prompt) or ``%claude PROMPT``."""
+    try:
+        args = prompt_parser().parse(line)
+    except HelpShown:
+        return None
+    use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
+    prompt = interpolate(cell, magics.shell.user_ns) if use_interpolation else cell
+    if not prompt.strip():
+        raise UsageError("nothing to send: write the prompt in the cell under %%claude "
+                         "(or after %claude)")
+    session_id = _session_for(magics, args)
+    query = _build_query(magics, args, prompt, session_id)
+    stream = magics.stream if args.stream is None else args.stream
+    response = _ask(magics, query, args.fmt, stream)
+
+    result: Any = response
+    if args.fmt == "code":
+        magics.shell.set_next_input(extract_code(str(response)), replace=False)
+    elif args.fmt == "json":
+        result = parse_json_answer(response)
+        display(JSON(result) if isinstance(result, (dict, list)) else result)
+    if args.output:
+        magics.shell.user_ns[args.output] = result
+    _remember_as_result(magics, response)
+    return None
+
+
+def _remember_as_result(magics: ClaudeMagics, response: Response) -> None:
+    """Make ``_`` (and ``Out[n]``) hold the response without displaying it a second time."""
+    displayhook = getattr(magics.shell, "displayhook", None)
+    if displayhook is not None and hasattr(displayhook, "update_user_ns"):
+        displayhook.update_user_ns(response)

@@ -1,0 +1,386 @@
+"""``%claude_session SUBCOMMAND ...``: one table maps each subcommand to its parser and handler."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from ..errors import InvalidSessionId
+from ..session import SessionId
+from .arguments import HelpShown, MagicArgumentParser, did_you_mean, parse_pairs, split_line
+from .rendering import MarkdownText, SessionTable
+
+if TYPE_CHECKING:
+    from .extension import ClaudeMagics
+
+Handler = Callable[["ClaudeMagics", argparse.Namespace], Any]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    handler: Handler
+    configure: Callable[[MagicArgumentParser], None]
+
+    def parser(self) -> MagicArgumentParser:
+        parser = MagicArgumentParser(prog=f"%claude_session {self.name}",
+                                     description=self.summary)
+        self.configure(parser)
+        return parser
+
+
+# --- helpers shared by the handlers -------------------------------------------------------
+
+
+def resolve_id(magics: ClaudeMagics, text: str) -> SessionId:
+    """An existing session's id from its exact id or a unique prefix, else a one-line error."""
+    try:
+        session_id = SessionId(text)
+    except InvalidSessionId as exc:
+        raise UsageError(str(exc)) from None
+    if magics.manager.exists(session_id):
+        return session_id
+    ids = magics.manager.list()
+    matches = [i for i in ids if i.startswith(text)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise UsageError(f"{text!r} matches {len(matches)} sessions ({shown}); type more of the id")
+    raise UsageError(f"no session {text!r} in {magics.manager.location}"
+                     f"{did_you_mean(text, ids)}; see %claude_session list")
+
+
+def current_id(magics: ClaudeMagics, given: str | None = None) -> SessionId:
+    """The session named on the line, else the current one, else a one-line error."""
+    if given:
+        return resolve_id(magics, given)
+    current = magics.workspace.current
+    if current is None:
+        raise UsageError("no current session; create one with %claude_session new [ID] "
+                         "or pick one with %claude_session switch ID")
+    if not magics.manager.exists(current):
+        magics.workspace.current = None
+        raise UsageError(f"the current session {current!r} no longer exists; "
+                         "switch to another with %claude_session switch ID")
+    return SessionId(current)
+
+
+def _confirm(args: argparse.Namespace, action: str) -> None:
+    if not args.yes:
+        raise UsageError(f"{action} cannot be undone; add --yes to confirm")
+
+
+# --- handlers -----------------------------------------------------------------------------
+
+
+def _new(p: MagicArgumentParser) -> None:
+    p.add_argument("id", nargs="?", help="session id (default: a new UUID)")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="metadata; VALUE is read as JSON when it can be (3, true, [1,2])")
+    p.add_argument("--model", help="model for this session's turns")
+    p.add_argument("--backend", help="backend for this session's turns")
+    p.add_argument("--overwrite", action="store_true", help="replace a session with this id")
+
+
+def cmd_new(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    builder = magics.manager.create_session(args.id)
+    system = args.system if args.system is not None else magics.system_prompt
+    builder.with_system_prompt(system).overwrite(args.overwrite)
+    for key, value in parse_pairs(args.meta).items():
+        builder.with_metadata(key, value)
+    if args.model:
+        builder.with_model(args.model)
+    if args.backend:
+        builder.with_backend(args.backend)
+    session = builder.build()
+    magics.workspace.current = session.id
+    print(f"Created session {session.id} and switched to it.")
+
+
+def _one_id(p: MagicArgumentParser) -> None:
+    p.add_argument("id", help="session id or a unique prefix of it")
+
+
+def cmd_switch(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    magics.workspace.current = resolve_id(magics, args.id)
+    print(f"Switched to session {magics.workspace.current}.")
+
+
+def _list(p: MagicArgumentParser) -> None:
+    p.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="only sessions with these metadata values")
+    p.add_argument("--limit", type=int, help="show at most N sessions (newest first)")
+
+
+def cmd_list(magics: ClaudeMagics, args: argparse.Namespace) -> SessionTable:
+    wanted = parse_pairs(args.meta)
+    summaries = [s for s in magics.manager.summaries()
+                 if all(s.metadata.get(k, _MISSING) == v for k, v in wanted.items())]
+    if args.limit is not None:
+        if args.limit < 0:
+            raise UsageError("--limit must be 0 or more")
+        summaries = summaries[: args.limit]
+    return SessionTable(summaries, magics.workspace.current, magics.manager.location)
+
+
+_MISSING = object()
+
+
+def _optional_id(p: MagicArgumentParser) -> None:
+    p.add_argument("id", nargs="?", help="session id or prefix (default: the current session)")
+
+
+def cmd_show(magics: ClaudeMagics, args: argparse.Namespace) -> MarkdownText:
+    from ..export import session_to_markdown
+
+    session = magics.manager.resume(current_id(magics, args.id))
+    return MarkdownText(session_to_markdown(session))
+
+
+def _meta(p: MagicArgumentParser) -> None:
+    p.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="metadata to set")
+    p.add_argument("--unset", nargs="+", default=[], metavar="KEY", help="keys to remove")
+    p.add_argument("-s", "--session", help="session id (default: the current session)")
+
+
+def cmd_meta(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    session_id = current_id(magics, args.session)
+    if not args.pairs and not args.unset:
+        session = magics.manager.resume(session_id)
+        print("\n".join(f"{k} = {v!r}" for k, v in session.metadata.items()) or "(no metadata)")
+        return
+    magics.manager.update(session_id, metadata=parse_pairs(args.pairs, "meta"),
+                          unset=args.unset)
+    print(f"Updated the metadata of session {session_id}.")
+
+
+def _system(p: MagicArgumentParser) -> None:
+    p.add_argument("text", nargs="*", help="the new system prompt (omit to show it)")
+    p.add_argument("--clear", action="store_true", help="remove the system prompt")
+    p.add_argument("-s", "--session", help="session id (default: the current session)")
+
+
+def cmd_system(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    session_id = current_id(magics, args.session)
+    if args.clear:
+        magics.manager.update(session_id, system_prompt=None)
+        print(f"Removed the system prompt of session {session_id}.")
+    elif args.text:
+        magics.manager.update(session_id, system_prompt=" ".join(args.text))
+        print(f"Set the system prompt of session {session_id}.")
+    else:
+        prompt = magics.manager.resume(session_id).system_prompt
+        print(prompt if prompt is not None else "(no system prompt)")
+
+
+def _fork(p: MagicArgumentParser) -> None:
+    p.add_argument("new_id", nargs="?", help="id of the copy (default: a new UUID)")
+    p.add_argument("--from", dest="source", help="session to copy (default: the current one)")
+
+
+def cmd_fork(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    source = current_id(magics, args.source)
+    fork = magics.manager.fork(source, args.new_id)
+    magics.workspace.current = fork.id
+    print(f"Forked session {source} into {fork.id} and switched to it.")
+
+
+def _delete(p: MagicArgumentParser) -> None:
+    p.add_argument("id", help="session id (exact, or a unique prefix)")
+    p.add_argument("--yes", action="store_true", help="confirm")
+
+
+def cmd_delete(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    session_id = resolve_id(magics, args.id)
+    _confirm(args, f"deleting session {session_id}")
+    magics.manager.delete(session_id)
+    if magics.workspace.current == session_id:
+        magics.workspace.current = None
+    print(f"Deleted session {session_id}.")
+
+
+def _clear(p: MagicArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="confirm")
+
+
+def cmd_clear(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    _confirm(args, f"deleting every session in {magics.manager.location}")
+    count = magics.manager.clear()
+    magics.workspace.current = None
+    print(f"Deleted {count} session{'s' if count != 1 else ''}.")
+
+
+def _prune(p: MagicArgumentParser) -> None:
+    p.add_argument("--older-than", metavar="AGE", help="e.g. 30d, 12h, 2w: not updated since")
+    p.add_argument("--keep-last", type=int, default=0, metavar="N",
+                   help="always keep the N most recently updated sessions")
+    p.add_argument("--yes", action="store_true", help="delete (without it, only list)")
+
+
+def cmd_prune(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    try:
+        doomed = magics.manager.prune(args.older_than, keep_last=args.keep_last,
+                                      dry_run=not args.yes)
+    except ValueError as exc:
+        raise UsageError(f"%claude_session prune: {exc}") from None
+    if not doomed:
+        print("No session to prune.")
+    elif not args.yes:
+        print(f"Would delete {len(doomed)} session(s): {', '.join(doomed)}; add --yes to do it.")
+    else:
+        if magics.workspace.current in doomed:
+            magics.workspace.current = None
+        print(f"Deleted {len(doomed)} session(s): {', '.join(doomed)}.")
+
+
+def _export(p: MagicArgumentParser) -> None:
+    p.add_argument("id", nargs="?", help="session id or prefix (default: the current session)")
+    p.add_argument("--format", "-f", dest="fmt", default="ipynb",
+                   choices=("ipynb", "md", "json", "csv", "df"), help="what to write")
+    p.add_argument("--out", help="file to write (default: <id>.<format> beside the notebook)")
+    p.add_argument("-o", "--output", metavar="VAR", help="also store the result in VAR")
+    p.add_argument("--all", action="store_true",
+                   help="with --format df or csv: every session's metadata, not one transcript")
+
+
+def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
+    from ..export import export_session, sessions_export
+
+    if args.all:
+        result = sessions_export(magics.manager, args.fmt, args.out)
+    else:
+        result = export_session(magics.manager, current_id(magics, args.id), args.fmt,
+                                args.out)
+    if args.output:
+        magics.shell.user_ns[args.output] = result
+    if isinstance(result, (str, Path)) and args.fmt != "df":
+        print(f"Wrote {result}.")
+        return None
+    return None if args.output else result
+
+
+def _import(p: MagicArgumentParser) -> None:
+    p.add_argument("path", help="a JSON file written by %claude_session export --format json")
+    p.add_argument("--overwrite", action="store_true", help="replace a session with this id")
+    p.add_argument("--switch", action="store_true", help="make it the current session")
+
+
+def cmd_import(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    from ..export import session_from_json
+
+    path = Path(args.path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    session = magics.manager.import_session(session_from_json(text), overwrite=args.overwrite)
+    if args.switch:
+        magics.workspace.current = session.id
+    print(f"Imported session {session.id} ({len(session.messages)} messages).")
+
+
+def _nothing(p: MagicArgumentParser) -> None:
+    """No arguments."""
+
+
+def cmd_panel(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
+    from ..widget import panel
+
+    return panel(manager=magics.manager, workspace=magics.workspace)
+
+
+def _storage(p: MagicArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="a directory, sqlite:///path or memory")
+
+
+def cmd_storage(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    if args.spec:
+        magics.use_storage(args.spec)
+    manager = magics.manager
+    print(f"Sessions are stored in {manager.location} ({manager.count()} sessions).")
+    for entry in manager.damaged():
+        print(f"  damaged, skipped: {entry}")
+
+
+def _help(p: MagicArgumentParser) -> None:
+    p.add_argument("subcommand", nargs="?", help="a subcommand to explain")
+
+
+def cmd_help(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    if args.subcommand:
+        SUBCOMMANDS[_lookup(args.subcommand)].parser().print_help()
+        return
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["%claude_session SUBCOMMAND [options]   (SUBCOMMAND --help for details)", ""]
+    lines += [f"  {c.name.ljust(width)}  {c.summary}" for c in SUBCOMMANDS.values()]
+    lines += ["", "Bare %claude_session shows the current session. Ask with %%claude or %claude."]
+    print("\n".join(lines))
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    c.name: c
+    for c in (
+        Subcommand("new", "create a session and switch to it", cmd_new, _new),
+        Subcommand("switch", "make another session current", cmd_switch, _one_id),
+        Subcommand("list", "list sessions, newest first", cmd_list, _list),
+        Subcommand("show", "show a session's metadata and transcript", cmd_show, _optional_id),
+        Subcommand("meta", "show, set or unset metadata", cmd_meta, _meta),
+        Subcommand("system", "show or set the system prompt", cmd_system, _system),
+        Subcommand("fork", "copy the current session and switch to the copy", cmd_fork, _fork),
+        Subcommand("delete", "delete a session (with --yes)", cmd_delete, _delete),
+        Subcommand("clear", "delete every session (with --yes)", cmd_clear, _clear),
+        Subcommand("prune", "delete old sessions (lists them without --yes)", cmd_prune,
+                   _prune),
+        Subcommand("export", "write a session as ipynb, md, json, csv or a DataFrame",
+                   cmd_export, _export),
+        Subcommand("import", "load a session from a JSON export", cmd_import, _import),
+        Subcommand("panel", "open the session browser", cmd_panel, _nothing),
+        Subcommand("storage", "show or change where sessions are stored", cmd_storage,
+                   _storage),
+        Subcommand("help", "this list, or help on one subcommand", cmd_help, _help),
+    )
+}
+
+
+def _lookup(name: str) -> str:
+    if name in SUBCOMMANDS:
+        return name
+    raise UsageError(f"unknown subcommand {name!r}{did_you_mean(name, SUBCOMMANDS)}; "
+                     "see %claude_session help")
+
+
+def show_current(magics: ClaudeMagics) -> Any:
+    """Bare ``%claude_session``: the current session, or how to get one."""
+    if magics.workspace.current is None:
+        count = magics.manager.count()
+        print(f"No current session ({count} in {magics.manager.location}). "
+              "Create one with %claude_session new [ID] or switch with %claude_session switch ID.")
+        return None
+    return cmd_show(magics, argparse.Namespace(id=None))
+
+
+def run_session_command(magics: ClaudeMagics, line: str) -> Any:
+    """Parse ``line`` and run the subcommand.
+
+    Bad arguments raise ``UsageError``; library errors (``ClaudeMagicError``) propagate and
+    IPython shows them as one line through their ``_render_traceback_``.
+    """
+    words = split_line(line)
+    try:
+        if not words:
+            return show_current(magics)
+        if words[0] in ("-h", "--help"):
+            words = ["help"]
+        command = SUBCOMMANDS[_lookup(words[0])]
+        args = command.parser().parse(words[1:])
+        return command.handler(magics, args)
+    except HelpShown:
+        return None
