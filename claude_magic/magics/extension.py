@@ -63,7 +63,7 @@ def absolute_spec(spec: str) -> str:
 
 @magics_class
 class ClaudeMagics(Magics):
-    """``%claude_session``, ``%%claude`` and ``%claude``. Configure with ``%config ClaudeMagics``."""
+    """``%claude_session``, ``%%claude`` and ``%claude``; see ``%config ClaudeMagics``."""
 
     backend = Unicode(
         "auto", help="auto (anthropic with ANTHROPIC_API_KEY, else offline echo), anthropic, "

@@ -111,7 +111,7 @@ class SessionTable:
             return self._caption()
         table = [self.columns, *self.rows]
         widths = [max(len(row[i]) for row in table) for i in range(len(self.columns))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                  for row in table]
         return "\n".join([self._caption(), *lines])
 
