@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from ..errors import InvalidSessionId
 from ..session import SessionId
 from .arguments import HelpShown, MagicArgumentParser, did_you_mean, parse_pairs, split_line
 from .rendering import MarkdownText, SessionTable
@@ -40,10 +39,7 @@ class Subcommand:
 
 def resolve_id(magics: ClaudeMagics, text: str) -> SessionId:
     """An existing session's id from its exact id or a unique prefix, else a one-line error."""
-    try:
-        session_id = SessionId(text)
-    except InvalidSessionId as exc:
-        raise UsageError(str(exc)) from None
+    session_id = SessionId(text)  # InvalidSessionId is already a one-line error
     if magics.manager.exists(session_id):
         return session_id
     ids = magics.manager.list()

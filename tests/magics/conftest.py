@@ -1,41 +1,13 @@
-"""A real IPython shell for the magics' tests, as a user's notebook would have."""
+"""Fixtures: a real IPython shell with the extension loaded, in an empty notebook folder."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from IPython.core.displaypub import CapturingDisplayPublisher
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
-
-class TestingShell(InteractiveShell):
-    """An InteractiveShell whose ``run_cell`` raises the cell's error (history disabled)."""
-
-    def run_cell(self, raw_cell: str, *args: Any, **kwargs: Any) -> Any:
-        result = super().run_cell(raw_cell, *args, **kwargs)
-        error = result.error_before_exec or result.error_in_exec
-        if error is not None:
-            raise error
-        return result
-
-    @property
-    def displayed(self) -> list[dict[str, Any]]:
-        """Everything published with ``display()`` (data, metadata, transient, update)."""
-        return self.display_pub.outputs
-
-
-def make_shell(config: Config | None = None) -> TestingShell:
-    TestingShell.clear_instance()
-    InteractiveShell.clear_instance()
-    cfg = config or Config()
-    cfg.HistoryManager.enabled = False
-    shell = TestingShell.instance(config=cfg)
-    shell.display_pub = CapturingDisplayPublisher()
-    return shell
+from claude_magic.testing.shell import TestingShell
 
 
 @pytest.fixture
@@ -50,9 +22,8 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def shell(store_dir: Path) -> Iterator[TestingShell]:
-    ip = make_shell()
+    ip = TestingShell.fresh()
     ip.run_cell("%load_ext claude_magic")
     yield ip
     ip.run_cell("%unload_ext claude_magic")
-    TestingShell.clear_instance()
-    InteractiveShell.clear_instance()
+    TestingShell.discard()
