@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets import HasTraits, Instance, Unicode
-
-from .manager import SessionManager
+from traitlets import Any, HasTraits, Unicode
 
 
 class Workspace(HasTraits):
@@ -14,5 +12,6 @@ class Workspace(HasTraits):
     session a ``%claude_session switch`` chose, and a click in the panel switches the magics.
     """
 
-    manager = Instance(SessionManager, allow_none=True)
+    # not an Instance trait: checking the class would import the store at %load_ext
+    manager = Any(None, allow_none=True, help="The SessionManager, opened on first use.")
     current = Unicode(None, allow_none=True, help="Id of the current session, or None.")

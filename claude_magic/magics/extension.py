@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode, observe
 
-from ..manager import SessionManager
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..manager import SessionManager
 
 STORAGE_ENV = "CLAUDE_MAGIC_STORAGE"
 DEFAULT_DIRECTORY = ".claude_sessions"
@@ -97,6 +97,8 @@ class ClaudeMagics(Magics):
     def manager(self) -> SessionManager:
         """The session manager, opened on first use (``%load_ext`` creates no files)."""
         if self.workspace.manager is None:
+            from ..manager import SessionManager
+
             self.workspace.manager = SessionManager.with_storage(self._storage_spec)
         return self.workspace.manager
 
