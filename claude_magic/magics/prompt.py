@@ -138,6 +138,7 @@ def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
     except HelpShown:
         return None
     use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
+    cell = cell.rstrip("\n")  # IPython ends every cell body with a newline
     prompt = interpolate(cell, magics.shell.user_ns) if use_interpolation else cell
     if not prompt.strip():
         raise UsageError("nothing to send: write the prompt in the cell under %%claude "

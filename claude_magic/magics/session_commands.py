@@ -78,7 +78,7 @@ def _confirm(args: argparse.Namespace, action: str) -> None:
 
 def _new(p: MagicArgumentParser) -> None:
     p.add_argument("id", nargs="?", help="session id (default: a new UUID)")
-    p.add_argument("--system", help="system prompt")
+    p.add_argument("--system", metavar="TEXT", help="system prompt")
     p.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
                    help="metadata; VALUE is read as JSON when it can be (3, true, [1,2])")
     p.add_argument("--model", help="model for this session's turns")
