@@ -1,0 +1,399 @@
+"""Sessions as pandas DataFrames, notebooks (nbformat v4), Markdown, JSON and CSV.
+
+pandas and nbformat are imported inside the functions that need them, so importing this module
+costs little. Everything here works without IPython.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ClaudeMagicError
+from .session import Message, Session, SessionId, SessionStats, format_time, utc_now
+
+if TYPE_CHECKING:
+    import pandas
+    from nbformat import NotebookNode
+
+    from .manager import SessionManager
+
+#: Columns of :func:`to_dataframe`, before the ``meta.<key>`` columns.
+SESSION_COLUMNS: tuple[str, ...] = (
+    "id", "created_at", "updated_at", "system_prompt", "turns", "messages",
+    "input_tokens", "output_tokens", "cost_usd", "model",
+)
+#: Columns of :func:`messages_dataframe`.
+MESSAGE_COLUMNS: tuple[str, ...] = (
+    "session_id", "seq", "role", "content", "created_at", "status", "error", "model", "backend",
+    "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+    "cost_usd", "stop_reason", "duration_ms",
+)
+EXPORT_FORMAT = "claude-magic/session-export"
+EXPORT_VERSION = 1
+#: ``fmt`` of :func:`export_session` -> file extension (``df`` is in-memory only).
+FORMATS: dict[str, str] = {"ipynb": "ipynb", "md": "md", "json": "json", "csv": "csv", "df": ""}
+_ALIASES = {"notebook": "ipynb", "markdown": "md", "dataframe": "df", "pandas": "df"}
+_UTC = "datetime64[us, UTC]"
+
+
+class InvalidExport(ClaudeMagicError, ValueError):
+    """A file or text that is not a claude_magic session export."""
+
+
+# --- DataFrames -------------------------------------------------------------------------
+
+
+def to_dataframe(manager: SessionManager) -> pandas.DataFrame:
+    """One row per session, newest first: header, totals and one ``meta.<key>`` column per key.
+
+    Columns: ``id``, ``created_at``, ``updated_at`` (timezone-aware UTC), ``system_prompt``,
+    ``turns``, ``messages``, ``input_tokens``, ``output_tokens``, ``cost_usd``, ``model`` (the
+    last model that answered), then ``meta.<key>`` sorted by key. Reads no messages.
+    """
+    import pandas as pd
+
+    summaries = manager.summaries()
+    columns: dict[str, Any] = {
+        "id": pd.array([str(s.id) for s in summaries], dtype="str"),
+        "created_at": _utc([s.created_at for s in summaries]),
+        "updated_at": _utc([s.updated_at for s in summaries]),
+        "system_prompt": pd.array([s.system_prompt for s in summaries], dtype="str"),
+        "turns": _ints([s.stats.turns for s in summaries]),
+        "messages": _ints([s.stats.message_count for s in summaries]),
+        "input_tokens": _ints([s.stats.input_tokens for s in summaries]),
+        "output_tokens": _ints([s.stats.output_tokens for s in summaries]),
+        "cost_usd": _floats([s.stats.cost_usd for s in summaries]),
+        "model": pd.array([s.stats.last_model for s in summaries], dtype="str"),
+    }
+    keys = sorted({key for s in summaries for key in s.metadata})
+    for key in keys:
+        columns[f"meta.{key}"] = _infer([s.metadata.get(key) for s in summaries])
+    return pd.DataFrame(columns)
+
+
+def messages_dataframe(manager: SessionManager,
+                       session_ids: str | Iterable[str] | None = None) -> pandas.DataFrame:
+    """One row per message of one session, a list of sessions, or every session (``None``).
+
+    Sessions come in the order given (all: newest first), messages in ``seq`` order. A missing
+    id raises :class:`~claude_magic.errors.SessionNotFound`.
+    """
+    import pandas as pd
+
+    if session_ids is None:
+        ids: Sequence[str] = manager.list()
+    elif isinstance(session_ids, str):
+        ids = [session_ids]
+    else:
+        ids = list(session_ids)
+    rows: list[tuple[Any, ...]] = []
+    for session_id in ids:
+        session = manager.resume(session_id)
+        rows.extend(_message_row(session.id, m) for m in session.messages)
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(MESSAGE_COLUMNS)
+    data = dict(zip(MESSAGE_COLUMNS, cols, strict=True))
+    return pd.DataFrame({
+        **{name: pd.array(list(data[name]), dtype="str")
+           for name in ("session_id", "role", "content", "status", "error", "model", "backend",
+                        "stop_reason")},
+        "seq": _ints(data["seq"]),
+        "created_at": _utc(list(data["created_at"])),
+        **{name: _ints(data[name]) for name in ("input_tokens", "output_tokens",
+                                                "cache_creation_input_tokens",
+                                                "cache_read_input_tokens")},
+        "cost_usd": _floats(data["cost_usd"]),
+        "duration_ms": _floats(data["duration_ms"]),
+    }, columns=list(MESSAGE_COLUMNS))
+
+
+def _message_row(session_id: str, m: Message) -> tuple[Any, ...]:
+    u = m.usage
+    return (str(session_id), m.seq, m.role, m.content, m.created_at, m.status, m.error, m.model,
+            m.backend, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
+            u.cache_read_input_tokens, m.cost_usd, m.stop_reason, m.duration_ms)
+
+
+def _utc(values: list[Any]) -> Any:
+    import pandas as pd
+
+    return pd.array(pd.to_datetime(values, utc=True), dtype=_UTC) if values else \
+        pd.array([], dtype=_UTC)
+
+
+def _ints(values: Iterable[Any]) -> Any:
+    import numpy as np
+
+    return np.fromiter((v or 0 for v in values), dtype=np.int64)
+
+
+def _floats(values: Iterable[Any]) -> Any:
+    import numpy as np
+
+    return np.fromiter((np.nan if v is None else v for v in values), dtype=np.float64)
+
+
+def _infer(values: list[Any]) -> Any:
+    """A metadata column's dtype: boolean, Int64, float64 or str when uniform, else object."""
+    import pandas as pd
+
+    kinds = {type(v) for v in values if v is not None}
+    dtype: str = "object"
+    if kinds == {bool}:
+        dtype = "boolean"
+    elif kinds == {int}:
+        dtype = "Int64"
+    elif kinds and kinds <= {int, float}:
+        dtype = "float64"
+    elif kinds == {str}:
+        dtype = "str"
+    try:
+        return pd.array(values, dtype=dtype)
+    except (OverflowError, TypeError, ValueError):  # e.g. an int beyond 64 bits
+        return pd.array(values, dtype="object")
+
+
+# --- transcripts ------------------------------------------------------------------------
+
+
+def _when(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+
+
+def _cell_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _totals(stats: SessionStats) -> str:
+    return (f"{stats.turns} turns · {stats.message_count} messages · "
+            f"{stats.input_tokens:,} tokens in / {stats.output_tokens:,} out · "
+            f"${stats.cost_usd:.4f}")
+
+
+def session_header_markdown(session: Session, *, level: int = 1) -> str:
+    """A Markdown title, a table of times, totals and metadata, and the system prompt."""
+    stats = session.stats
+    rows = [("Created", _when(session.created_at)), ("Updated", _when(session.updated_at)),
+            ("Totals", _totals(stats))]
+    if stats.last_model:
+        rows.append(("Model", stats.last_model))
+    rows += [(f"`{_cell_text(k)}`", _cell_text(v)) for k, v in sorted(session.metadata.items())]
+    rows += [(f"setting `{_cell_text(k)}`", _cell_text(v))
+             for k, v in sorted(session.settings.items())]
+    lines = [f"{'#' * level} Claude session `{session.id}`", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    if session.system_prompt:
+        quoted = "\n".join(f"> {line}" for line in session.system_prompt.splitlines())
+        lines += ["", "**System prompt**", "", quoted]
+    return "\n".join(lines)
+
+
+def message_markdown(message: Message) -> str:
+    """One message as Markdown: a byline, a visible warning if it failed, then its text."""
+    who = "You" if message.role == "user" else "Claude"
+    parts = [f"**{who}**"]
+    if message.model and message.role == "assistant":
+        parts.append(f"`{message.model}`")
+    parts.append(_when(message.created_at))
+    usage = message.usage
+    if usage.input_tokens or usage.output_tokens:
+        parts.append(f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens")
+    if message.cost_usd:
+        parts.append(f"${message.cost_usd:.4f}")
+    lines = [" · ".join(parts)]
+    if message.status == "error":
+        lines += ["", f"> ⚠️ **FAILED** — this turn failed: {message.error or 'unknown error'}"]
+    elif message.status == "incomplete":
+        lines += ["", "> ⚠️ **INCOMPLETE** — the answer was cut off"
+                  + (f": {message.error}" if message.error else "")]
+    lines += ["", message.content if message.content else "*(empty)*"]
+    return "\n".join(lines)
+
+
+def _notebook_metadata(session: Session) -> dict[str, Any]:
+    return {"format": "claude-magic/notebook", "version": 1,
+            "exported_at": format_time(utc_now()),
+            "session": {**session.header_dict(), "stats": session.stats.to_dict()}}
+
+
+def session_to_notebook(session: Session) -> NotebookNode:
+    """An nbformat v4 notebook: a header cell, then one Markdown cell per message.
+
+    The session header and totals are in ``notebook.metadata["claude_magic"]``; each message
+    cell has its role, seq, status and model in ``cell.metadata["claude_magic"]``.
+    """
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    nb.metadata["claude_magic"] = _notebook_metadata(session)
+    nb.cells.append(v4.new_markdown_cell(session_header_markdown(session),
+                                         metadata={"claude_magic": {"kind": "header"}}))
+    for m in session.messages:
+        meta = {"kind": "message", "role": m.role, "seq": m.seq, "status": m.status,
+                "model": m.model, "created_at": format_time(m.created_at)}
+        nb.cells.append(v4.new_markdown_cell(message_markdown(m), metadata={"claude_magic": meta}))
+    nbformat.validate(nb)
+    return nb
+
+
+def session_to_markdown(session: Session) -> str:
+    """The whole conversation as one Markdown document."""
+    pieces = [session_header_markdown(session)] + [message_markdown(m) for m in session.messages]
+    return "\n\n---\n\n".join(pieces) + "\n"
+
+
+def session_to_json(session: Session) -> str:
+    """The session with every message field; :func:`session_from_json` reverses it exactly."""
+    doc = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "session": session.to_dict()}
+    return json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def session_from_json(text: str | bytes) -> Session:
+    """A :class:`Session` from :func:`session_to_json` output (or a bare session object)."""
+    try:
+        doc = json.loads(text, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidExport(f"not a session export: invalid JSON ({exc})") from None
+    if isinstance(doc, dict) and "format" in doc:
+        if doc["format"] != EXPORT_FORMAT:
+            raise InvalidExport(f"not a session export: format is {doc['format']!r}, "
+                                f"expected {EXPORT_FORMAT!r}")
+        if doc.get("version") != EXPORT_VERSION:
+            raise InvalidExport(f"session export version {doc.get('version')!r} is not supported "
+                                f"(this claude_magic reads version {EXPORT_VERSION})")
+        doc = doc.get("session")
+    if not isinstance(doc, dict) or "id" not in doc:
+        raise InvalidExport("not a session export: expected a JSON object with a session 'id'")
+    try:
+        return Session.from_dict(doc)
+    except ClaudeMagicError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidExport(f"session export is damaged: bad field {exc}") from None
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def normalize_format(fmt: str) -> str:
+    """``ipynb``, ``md``, ``json``, ``csv`` or ``df`` (also ``notebook``, ``markdown``...)."""
+    name = _ALIASES.get(fmt.strip().lower().lstrip("."), fmt.strip().lower().lstrip("."))
+    if name not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return name
+
+
+def export_data(manager: SessionManager, session_id: str, fmt: str) -> Any:
+    """The export in memory: a NotebookNode (ipynb), str (md, json, csv) or DataFrame (df)."""
+    fmt = normalize_format(fmt)
+    if fmt in ("csv", "df"):
+        frame = messages_dataframe(manager, [session_id])
+        return frame if fmt == "df" else frame.to_csv(index=False)
+    session = manager.resume(session_id)
+    if fmt == "ipynb":
+        return session_to_notebook(session)
+    return session_to_markdown(session) if fmt == "md" else session_to_json(session)
+
+
+def export_session(manager: SessionManager, session_id: str, fmt: str,
+                   path: str | os.PathLike[str] | None = None, *, overwrite: bool = True) -> Any:
+    """Export one session. Without ``path`` return the data (see :func:`export_data`).
+
+    With ``path`` (a file, or an existing directory to get ``<dir>/<id>.<ext>``) write it
+    atomically and return the absolute :class:`~pathlib.Path`. ``df`` cannot be written.
+    """
+    fmt = normalize_format(fmt)
+    if path is None:
+        return export_data(manager, session_id, fmt)
+    if fmt == "df":
+        raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
+    target = _target(path, f"{SessionId(session_id)}.{FORMATS[fmt]}", overwrite)
+    data = export_data(manager, session_id, fmt)
+    if fmt == "ipynb":
+        import nbformat
+
+        data = nbformat.writes(data)
+    write_atomic(target, data.encode("utf-8"))
+    return target
+
+
+def sessions_export(manager: SessionManager, fmt: str,
+                    path: str | os.PathLike[str] | None = None, *, overwrite: bool = True) -> Any:
+    """Every session's header and totals (:func:`to_dataframe`): ``df`` or ``csv``.
+
+    Without ``path``: the DataFrame (df) or CSV text. With ``path`` (a file, or an existing
+    directory to get ``<dir>/sessions.csv``): write the CSV atomically, return the path.
+    """
+    fmt = normalize_format(fmt)
+    if fmt not in ("df", "csv"):
+        raise ValueError(f"exporting every session works with df or csv, not {fmt}")
+    frame = to_dataframe(manager)
+    if path is None:
+        return frame if fmt == "df" else frame.to_csv(index=False)
+    if fmt == "df":
+        raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
+    target = _target(path, "sessions.csv", overwrite)
+    write_atomic(target, frame.to_csv(index=False).encode("utf-8"))
+    return target
+
+
+def _target(path: str | os.PathLike[str], default_name: str, overwrite: bool) -> Path:
+    """The file to write: ``path``, or ``path/default_name`` when ``path`` is a directory."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        target = target / default_name
+    target = target.absolute()
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot export to {target}: directory {target.parent} "
+                                "does not exist")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+    return target
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a temp file beside ``path``, fsync it, then ``os.replace`` it into place."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def import_session_file(manager: SessionManager, path: str | os.PathLike[str], *,
+                        overwrite: bool = False, new_id: str | None = None) -> Session:
+    """Store a session from a JSON export file exactly (times, messages); returns it.
+
+    ``new_id`` stores it under another id; ``overwrite`` replaces a session with the same id.
+    """
+    source = Path(path).expanduser()
+    if source.suffix == ".ipynb":
+        raise InvalidExport(f"{source} is a notebook; only JSON exports can be imported "
+                            "(export with --format json)")
+    try:
+        text = source.read_bytes()
+    except OSError as exc:
+        raise InvalidExport(f"cannot read {source}: {exc.strerror}") from None
+    session = session_from_json(text)
+    if new_id is not None:
+        session = replace(session, id=SessionId(new_id))
+    return manager.import_session(session, overwrite=overwrite)

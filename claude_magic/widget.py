@@ -1,0 +1,393 @@
+"""The session browser: an ipywidgets panel over a :class:`SessionManager` (no front-end build).
+
+``claude_magic.panel()`` or ``%claude_session panel``. Rows come from one ``summaries()`` call;
+filtering, sorting and paging work on that list (:mod:`claude_magic.widget_rows`), and only the
+visible page has widgets (a pool, reused page after page). Changes made through the manager
+arrive through its listener; *refresh* re-reads the store for changes made by other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from .errors import ClaudeMagicError
+from .manager import SessionManager
+from .widget_rows import BASE_COLUMNS, SessionRows
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .session import SessionSummary
+    from .widget_detail import DetailView
+
+PAGE_SIZES = (10, 25, 50, 100)
+_FULL_RELOAD_AFTER = 50  # pending events beyond which one summaries() call is cheaper
+
+_CSS = """<style>
+.cm-panel {color: var(--jp-ui-font-color1); font-family: var(--jp-ui-font-family);}
+.cm-panel .cm-cells {display: flex; white-space: nowrap; font-size: var(--jp-ui-font-size1);}
+.cm-panel .cm-c {flex: none; overflow: hidden; text-overflow: ellipsis; padding: 0 6px;
+  box-sizing: border-box; color: var(--jp-ui-font-color1);}
+.cm-panel .cm-n {text-align: right; font-variant-numeric: tabular-nums;}
+.cm-panel .cm-head .cm-c {font-weight: 600; color: var(--jp-ui-font-color2);}
+.cm-panel .cm-head {border-bottom: 1px solid var(--jp-border-color1);}
+.cm-panel .cm-cells-row {border-bottom: 1px solid var(--jp-border-color3);}
+.cm-panel .cm-current .cm-cells {background: var(--jp-layout-color2);}
+.cm-panel .cm-current .cm-c-id {font-weight: 600;}
+.cm-panel .cm-muted {color: var(--jp-ui-font-color3);}
+.cm-panel .cm-error {color: var(--jp-error-color1);}
+.cm-panel .cm-ok {color: var(--jp-success-color1);}
+.cm-panel .cm-title {font-size: var(--jp-ui-font-size2); font-weight: 600;}
+</style>"""
+
+
+class RowView:
+    """The widgets of one visible row, reused for whichever session the page shows there."""
+
+    def __init__(self, panel: SessionPanel) -> None:
+        self.session_id: str | None = None
+        self.switch_button = w.Button(description="switch", layout=w.Layout(width="66px"))
+        self.open_button = w.Button(description="open", layout=w.Layout(width="56px"))
+        self.cells = w.HTML()
+        self.switch_button.add_class("cm-switch")
+        self.open_button.add_class("cm-open")
+        self.cells.add_class("cm-row")
+        self.switch_button.on_click(lambda _: panel.switch(self.session_id))
+        self.open_button.on_click(lambda _: panel.open_session(self.session_id))
+        self.widgets = (self.switch_button, self.open_button, self.cells)
+
+    def show(self, summary: SessionSummary, html_cells: str, current: bool) -> None:
+        self.session_id = str(summary.id)
+        self.switch_button.tooltip = f"switch to {summary.id}"
+        self.open_button.tooltip = f"open {summary.id}"
+        self.cells.value = html_cells
+        self.mark(current)
+
+    def mark(self, current: bool) -> None:
+        self.switch_button.description = "current" if current else "switch"
+        self.switch_button.disabled = current
+        if current:
+            self.cells.add_class("cm-current")
+        else:
+            self.cells.remove_class("cm-current")
+
+
+def _classed(widget: Any, cls: str) -> Any:
+    widget.add_class(cls)
+    return widget
+
+
+class SessionPanel(w.VBox):
+    """A table of sessions with filters, sorting, pages, a detail view and actions.
+
+    Test-friendly API: ``rows`` (the visible page as dicts), ``filter_text``, ``meta_filter``,
+    ``sort_by``, ``sort_desc``, ``page_size``, ``prev_button``/``next_button``, ``page``,
+    ``row_view(id)`` (its ``switch_button``/``open_button``), ``detail``, ``status``.
+    """
+
+    def __init__(self, manager: SessionManager | None = None,
+                 workspace: Workspace | None = None, *, page_size: int = 25,
+                 export_dir: str | Path | None = None) -> None:
+        if workspace is None:
+            workspace = Workspace(manager=manager or SessionManager())
+        elif manager is not None and workspace.manager is not manager:
+            workspace.manager = manager
+        self.workspace = workspace
+        self.export_dir = Path(export_dir) if export_dir is not None else None
+        self.table = SessionRows()
+        self.page = 0
+        self._manager: SessionManager | None = None
+        self._pool: list[RowView] = []
+        self._shown = 0
+        self._detail: DetailView | None = None
+        self._pending: set[str | None] = set()
+        self._event_lock = threading.Lock()
+        self._scheduled = self._closed = self._quiet = False
+        try:  # in a kernel: apply listener events when the running cell is done
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        self._build_controls(page_size)
+        super().__init__(children=[
+            w.HTML(_CSS, layout=w.Layout(margin="0", height="0")), self._title,
+            w.HBox([self.filter_text, self.meta_filter]),
+            w.HBox([self.sort_by, self.sort_desc, self.page_size, self.new_id, self.new_button,
+                    self.refresh_button]),
+            self.status, self._header, self._grid,
+            w.HBox([self.prev_button, self.page_label, self.next_button]),
+        ])
+        self.add_class("cm-panel")
+        self.workspace.observe(self._on_current, "current")
+        self.workspace.observe(self._on_manager, "manager")
+        self._attach(self.workspace.manager)
+        self.reload()
+
+    def _build_controls(self, page_size: int) -> None:
+        self._title = _classed(w.HTML(), "cm-title")
+        self.filter_text = _classed(w.Text(
+            placeholder="filter: words in id, prompt, model, metadata",
+            layout=w.Layout(width="340px")), "cm-filter")
+        self.meta_filter = _classed(w.Text(
+            placeholder="metadata: key=value, key2=value2", layout=w.Layout(width="300px")),
+            "cm-meta-filter")
+        self.sort_by = _classed(w.Dropdown(
+            description="sort", options=[(label, key) for key, label, _, _ in BASE_COLUMNS],
+            value="updated", layout=w.Layout(width="220px")), "cm-sort")
+        self.sort_desc = _classed(w.ToggleButton(
+            value=True, description="descending", icon="arrow-down",
+            layout=w.Layout(width="130px")), "cm-sort-desc")
+        self.page_size = _classed(w.Dropdown(
+            description="rows", options=sorted({*PAGE_SIZES, page_size}), value=page_size,
+            layout=w.Layout(width="140px")), "cm-page-size")
+        self.new_id = _classed(w.Text(placeholder="new id (optional)",
+                                      layout=w.Layout(width="160px")), "cm-new-id")
+        self.new_button = _classed(w.Button(
+            description="new", icon="plus", tooltip="create a session and switch to it"),
+            "cm-new")
+        self.refresh_button = _classed(w.Button(
+            description="refresh", icon="refresh",
+            tooltip="re-read the store (changes made by other processes)"), "cm-refresh")
+        self.status = _classed(w.HTML(), "cm-status")
+        self._header = _classed(w.HTML(), "cm-header")
+        self._grid = _classed(w.GridBox(layout=w.Layout(
+            grid_template_columns="auto auto 1fr", overflow="auto hidden")), "cm-table")
+        self.prev_button = _classed(w.Button(description="previous", icon="chevron-left"),
+                                    "cm-prev")
+        self.next_button = _classed(w.Button(description="next", icon="chevron-right"),
+                                    "cm-next")
+        self.page_label = _classed(w.HTML(), "cm-page")
+        for widget in (self.filter_text, self.meta_filter, self.sort_by, self.sort_desc):
+            widget.observe(lambda _: self._quiet or self.select(), "value")
+        self.page_size.observe(lambda _: self.go(0), "value")
+        self.prev_button.on_click(lambda _: self.go(self.page - 1))
+        self.next_button.on_click(lambda _: self.go(self.page + 1))
+        self.new_button.on_click(lambda _: self.new(self.new_id.value.strip() or None))
+        self.refresh_button.on_click(lambda _: self.reload())
+
+    # --- data and rendering ---------------------------------------------------------------
+
+    @property
+    def manager(self) -> SessionManager:
+        if self.workspace.manager is None:
+            raise ClaudeMagicError("the panel's workspace has no session store (it was closed)")
+        return self.workspace.manager
+
+    @property
+    def detail(self) -> DetailView:
+        """The detail view (metadata, transcript, actions), built when first needed."""
+        if self._detail is None:
+            from .widget_detail import DetailView
+
+            self._detail = DetailView(self)
+            self.children = (*self.children, self._detail)
+        return self._detail
+
+    def _attach(self, manager: SessionManager | None) -> None:
+        if self._manager is not None:
+            self._manager.remove_listener(self._on_event)
+        self._manager = manager
+        if manager is not None:
+            manager.add_listener(self._on_event)
+
+    def reload(self) -> None:
+        """Re-read every session header from the store (one ``summaries()`` call)."""
+        manager = self.workspace.manager
+        self.table.load(manager.summaries() if manager is not None else [])
+        where = manager.location if manager is not None else "no store"
+        self._title.value = (f"Claude sessions <span class='cm-muted'>· {html.escape(where)}"
+                             "</span>")
+        self._changed_rows()
+
+    def _changed_rows(self) -> None:
+        """After new rows: refresh the sort options, then filter, sort and show the page."""
+        options = [(label, key) for key, label, _, _ in BASE_COLUMNS]
+        options += [(f"meta.{k}", f"meta.{k}") for k in self.table.all_meta_keys]
+        if list(self.sort_by.options) != options:
+            current = self.sort_by.value
+            self._quiet = True  # options reset the value; sort once, below
+            try:
+                self.sort_by.options = options
+                self.sort_by.value = current if current in dict(options).values() else "updated"
+            finally:
+                self._quiet = False
+        self.select(keep_page=True)
+
+    def select(self, keep_page: bool = False) -> None:
+        """Apply the filters and the sort order, then show the first (or same) page."""
+        desc = self.sort_desc.value
+        self.sort_desc.description = "descending" if desc else "ascending"
+        self.sort_desc.icon = "arrow-down" if desc else "arrow-up"
+        self.table.select(self.filter_text.value, self.meta_filter.value, self.sort_by.value,
+                          desc)
+        self.go(self.page if keep_page else 0)
+
+    def go(self, page: int) -> None:
+        """Show page ``page`` (0-based, clamped to the pages there are)."""
+        self.page, pages, visible = self.table.page(page, self.page_size.value)
+        while len(self._pool) < len(visible):
+            self._pool.append(RowView(self))
+        current = self.workspace.current
+        for view, s in zip(self._pool, visible, strict=False):
+            view.show(s, self.table.render(s), s.id == current)
+        self._shown = len(visible)
+        children = tuple(x for view in self._pool[:len(visible)] for x in view.widgets)
+        if self._grid.children != children:
+            self._grid.children = children
+        self._header.value = self.table.render(None, self.sort_by.value, self.sort_desc.value)
+        total = len(self.table.summaries)
+        self.page_label.value = (f"page {self.page + 1} of {pages} · "
+                                 f"{len(self.table.view):,} of {total:,} sessions")
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= pages - 1
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The visible page: one dict per row (id, times, counts, model, metadata, current)."""
+        _, _, visible = self.table.page(self.page, self.page_size.value)
+        current = self.workspace.current
+        return [{"id": str(s.id), "created_at": s.created_at, "updated_at": s.updated_at,
+                 "turns": s.stats.turns, "messages": s.stats.message_count,
+                 "input_tokens": s.stats.input_tokens, "output_tokens": s.stats.output_tokens,
+                 "cost_usd": s.stats.cost_usd, "model": s.stats.last_model,
+                 "metadata": dict(s.metadata), "current": s.id == current} for s in visible]
+
+    @property
+    def matching(self) -> int:
+        """How many sessions pass the filters."""
+        return len(self.table.view)
+
+    @property
+    def total(self) -> int:
+        """How many sessions the store holds (as of the last read)."""
+        return len(self.table.summaries)
+
+    def row_view(self, session_id: str) -> RowView:
+        """The visible row showing ``session_id`` (KeyError if it is not on this page)."""
+        for view in self._pool[:self._shown]:
+            if view.session_id == session_id:
+                return view
+        raise KeyError(f"session {session_id!r} is not on the visible page")
+
+    # --- actions --------------------------------------------------------------------------
+
+    def say(self, text: str, error: bool = False) -> None:
+        """Show one line in the status bar."""
+        cls = "cm-error" if error else "cm-ok"
+        self.status.value = f"<span class='{cls}'>{html.escape(text)}</span>"
+
+    def run(self, action: Callable[[], str]) -> None:
+        """Run an action; its result or its error (one line) goes to the status bar."""
+        try:
+            self.say(action())
+        except (ClaudeMagicError, OSError, ValueError, KeyError) as exc:
+            self.say(f"{type(exc).__name__}: {exc}".replace("\n", " "), error=True)
+
+    def switch(self, session_id: str | None) -> None:
+        """Make ``session_id`` the workspace's (and so the magics') current session."""
+        def act() -> str:
+            if session_id is None or not self.manager.exists(session_id):
+                raise ClaudeMagicError(f"session {session_id!r} no longer exists; refresh")
+            self.workspace.current = session_id
+            return f"Switched to session {session_id}."
+        self.run(act)
+
+    def open_session(self, session_id: str | None) -> None:
+        """Show the session's metadata and transcript in the detail view."""
+        if session_id is not None:
+            self.run(lambda: self.detail.show(session_id))
+
+    def new(self, session_id: str | None = None) -> None:
+        """Create a session (a fresh id unless given) and switch to it."""
+        def act() -> str:
+            session = self.manager.create_session(session_id).build()
+            self.workspace.current = session.id
+            self.new_id.value = ""
+            return f"Created session {session.id} and switched to it."
+        self.run(act)
+
+    # --- following changes ----------------------------------------------------------------
+
+    def _on_current(self, change: dict[str, Any]) -> None:
+        for view in self._pool[:self._shown]:
+            view.mark(view.session_id == change["new"])
+        if self._detail is not None:
+            self._detail.refresh_buttons()
+
+    def _on_manager(self, change: dict[str, Any]) -> None:
+        self._attach(change["new"])
+        if self._detail is not None:
+            self._detail.hide()
+        self.reload()
+
+    def _on_event(self, event: str, session_id: str | None) -> None:
+        """Manager listener: collect events; in a kernel, apply them once the cell is done."""
+        if self._closed:
+            return
+        with self._event_lock:
+            self._pending.add(None if event == "cleared" else session_id)
+            if self._scheduled:
+                return
+            self._scheduled = self._loop is not None and not self._loop.is_closed()
+        if self._scheduled:
+            self._loop.call_soon_threadsafe(self.flush)  # type: ignore[union-attr]
+        else:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply pending change events (a full re-read when there are many)."""
+        with self._event_lock:
+            pending, self._pending, self._scheduled = self._pending, set(), False
+        if self._closed or not pending:
+            return
+        manager = self.workspace.manager
+        if manager is None or None in pending or len(pending) > _FULL_RELOAD_AFTER:
+            self.reload()
+        else:
+            self.table.update(manager, [p for p in pending if p is not None])
+            self._changed_rows()
+        if self._detail is not None:
+            self._detail.follow(pending)
+
+    def close(self) -> None:
+        """Stop following the store and close every widget of the panel."""
+        if self._closed:
+            return
+        self._closed = True
+        self._attach(None)
+        self.workspace.unobserve(self._on_current, "current")
+        self.workspace.unobserve(self._on_manager, "manager")
+        stack: list[Any] = [*self.children, *(x for v in self._pool for x in v.widgets)]
+        while stack:
+            widget = stack.pop()
+            stack.extend(getattr(widget, "children", ()))
+            widget.close()
+        super().close()
+
+
+def panel(manager: SessionManager | None = None, workspace: Workspace | None = None, *,
+          page_size: int = 25, export_dir: str | Path | None = None) -> SessionPanel:
+    """Open the session browser.
+
+    Without arguments it uses the ``%load_ext claude_magic`` workspace of the running shell
+    (so *switch* changes the magics' current session), else the directory store
+    ``.claude_sessions``. ``export_dir``: where *export* writes (default: the working dir).
+    """
+    if manager is None and workspace is None:
+        magics = None
+        try:
+            from .magics.extension import get_magics
+
+            magics = get_magics()
+        except ImportError:
+            pass
+        if magics is not None:
+            manager, workspace = magics.manager, magics.workspace
+        else:
+            manager = SessionManager(".claude_sessions")
+    return SessionPanel(manager, workspace, page_size=page_size, export_dir=export_dir)
