@@ -1,0 +1,80 @@
+"""What every backend shares: the request of one turn, its result, and the Backend protocol.
+
+A backend's ``stream_turn(request)`` is a generator: it yields the answer's text chunks (``str``)
+as they arrive and, last, one :class:`TurnResult`. It raises a
+:class:`~claude_magic.errors.BackendError` subclass with a one-line message on failure. When the
+consumer stops early the generator is closed, and the backend releases what it holds (an HTTP
+stream, a process). The client, not the backend, writes to the session store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from ..session import Message, Usage
+
+if TYPE_CHECKING:
+    from ..client import Config
+    from ..manager import SessionManager
+
+_WORD = re.compile(r"\s*\S+|\s+")
+
+
+@dataclass
+class TurnRequest:
+    """Everything a backend needs for one turn. ``history`` holds only answered turns
+    (``ok`` user/assistant pairs), oldest first; ``prompt`` is the new user message."""
+
+    prompt: str
+    history: Sequence[Message]
+    system: str | None
+    model: str
+    max_tokens: int
+    config: Config
+    session_id: str | None = None
+    manager: SessionManager | None = None
+    offline_reason: str | None = None
+
+
+@dataclass
+class TurnResult:
+    """What a backend reports once the answer is complete. ``text`` is the full answer when
+    the backend knows it (used only if no chunks were streamed)."""
+
+    text: str | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    ids: dict[str, str] = field(default_factory=dict)
+    offline: bool = False
+
+
+class Backend(Protocol):
+    """How one turn reaches a model (or, for echo and replay, does not)."""
+
+    name: str
+
+    def stream_turn(self, request: TurnRequest) -> Iterator[str | TurnResult]:
+        """Yield text chunks, then one :class:`TurnResult`."""
+        ...
+
+
+def split_words(text: str) -> list[str]:
+    """Word-sized chunks whose concatenation is ``text`` (for backends that have the whole
+    answer at once but should still stream it)."""
+    return _WORD.findall(text) or [text]
+
+
+def one_line(text: object, limit: int = 240) -> str:
+    """Collapse whitespace to one line and cut it to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """A short one-line excerpt, for naming a prompt in an error message."""
+    return one_line(text, limit)

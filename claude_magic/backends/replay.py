@@ -1,0 +1,87 @@
+"""The ``replay`` backend: answers from a recorded session, turn by turn, with no model.
+
+``Config(backend="replay", replay_source=...)`` names the recording: a session id in the same
+store, or a JSON file holding one exported session (``Session.to_dict()``: ``{"id": ...,
+"messages": [...]}``). Turn *n* of the session being run (counted over its answered turns) must
+ask exactly the recording's turn *n* (surrounding whitespace ignored); the answer is the recorded
+one, streamed word by word. Anything else raises :class:`ReplayMismatch` naming both prompts.
+Only answered (``ok``) turns of the recording are replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import BackendUnavailable, ClaudeMagicError, ReplayMismatch
+from ..session import Message, Session
+from .base import TurnRequest, TurnResult, shorten, split_words
+
+
+def load_recording(source: str, request: TurnRequest) -> Session:
+    """The recorded session: a JSON file when ``source`` is a file (or ends in ``.json``),
+    else a session id in the request's store."""
+    if source.endswith(".json") or os.path.isfile(source):
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BackendUnavailable(f"cannot read the replay file {source!r}: "
+                                     f"{shorten(str(exc), 120)}") from exc
+        if isinstance(data, dict) and isinstance(data.get("sessions"), list):
+            if len(data["sessions"]) != 1:
+                raise BackendUnavailable(f"the replay file {source!r} holds "
+                                         f"{len(data['sessions'])} sessions; export just one")
+            data = data["sessions"][0]
+        try:
+            return Session.from_dict(data)
+        except (KeyError, TypeError, ValueError, ClaudeMagicError) as exc:
+            raise BackendUnavailable(f"the replay file {source!r} is not an exported session: "
+                                     f"{shorten(str(exc), 120)}") from exc
+    if request.manager is None:
+        raise BackendUnavailable(f"replay source {source!r} is neither a JSON file nor a session")
+    try:
+        return request.manager.resume(source)
+    except ClaudeMagicError as exc:
+        raise BackendUnavailable(f"replay source {source!r}: {exc}") from exc
+
+
+def recorded_turns(session: Session) -> list[tuple[Message, Message]]:
+    """The recording's answered turns: each ``ok`` user message with the ``ok`` answer after it."""
+    turns: list[tuple[Message, Message]] = []
+    question: Message | None = None
+    for message in session.context():
+        if message.role == "user":
+            question = message
+        elif question is not None:
+            turns.append((question, message))
+            question = None
+    return turns
+
+
+class ReplayBackend:
+    """Answers turn *n* with the recording's answer to turn *n*, if the prompts match."""
+
+    name = "replay"
+
+    def stream_turn(self, request: TurnRequest) -> Iterator[str | TurnResult]:
+        source = request.config.replay_source
+        if not source:
+            raise BackendUnavailable("the replay backend needs a recording: "
+                                     "Config(replay_source=<session id or exported JSON file>)")
+        source = os.fspath(source)
+        turns = recorded_turns(load_recording(source, request))
+        index = sum(1 for m in request.history if m.role == "user")
+        if index >= len(turns):
+            raise ReplayMismatch(
+                f"turn {index + 1} ({shorten(request.prompt)!r}) is not in the recording "
+                f"{source!r}, which has {len(turns)} turn(s)")
+        question, answer = turns[index]
+        if question.content.strip() != request.prompt.strip():
+            raise ReplayMismatch(
+                f"turn {index + 1} differs from the recording {source!r}: asked "
+                f"{shorten(request.prompt)!r}, recorded {shorten(question.content)!r}")
+        yield from split_words(answer.content)
+        yield TurnResult(model=answer.model, stop_reason=answer.stop_reason, offline=True,
+                         ids={"replayed_from": f"{source}#{answer.seq}"})

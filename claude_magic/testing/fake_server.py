@@ -1,0 +1,482 @@
+"""A fake Anthropic Messages API server on 127.0.0.1, for tests and offline demos.
+
+Real HTTP, real server-sent events, in the formats of ``wire-formats.md``: point the official
+SDK (``base_url=server.url``), the Claude Code CLI or a notebook (``ANTHROPIC_BASE_URL``) at it::
+
+    with FakeMessagesServer() as server:
+        server.reply("Hello", chunks=["Hel", "lo"])
+        server.fail(529, times=2, retry_after_ms=1)
+        client = anthropic.Anthropic(api_key="test", base_url=server.url)
+        ...
+        server.message_requests[-1].body["messages"]
+
+Scripted replies and failures are used in order, one per ``POST /v1/messages``; when the script
+is empty the server gives a default answer that says it comes from no model. Run it alone with
+``python -m claude_magic.testing.fake_server [--port N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_PREFIX = "[fake Messages API server — no model was called]"
+
+ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+    500: "api_error", 529: "overloaded_error",
+}
+STATUS_OF_TYPE = {v: k for k, v in ERROR_TYPES.items()}
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\s*\S+|\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: words and punctuation marks."""
+    return len(_TOKEN.findall(text))
+
+
+def split_words(text: str) -> list[str]:
+    """Split text into word-sized chunks whose concatenation is the text."""
+    return _WORD.findall(text) or [text]
+
+
+def text_of(content: Any) -> str:
+    """The text of a message ``content`` (a string, or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(text_of(b.get("text", b.get("content", ""))) for b in content
+                         if isinstance(b, dict))
+    return ""
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The last text block of the last user message (what a person typed)."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            texts = [b.get("text", "") for b in content
+                     if isinstance(b, dict) and b.get("type") == "text"]
+            return texts[-1] if texts else text_of(content)
+        return text_of(content)
+    return ""
+
+
+def input_tokens_of(body: dict[str, Any]) -> int:
+    system = text_of(body.get("system") or "")
+    return estimate_tokens(system) + sum(
+        estimate_tokens(text_of(m.get("content"))) for m in body.get("messages") or [])
+
+
+@dataclass
+class Reply:
+    """A scripted answer. ``chunks`` default to the text split into words; ``usage`` keys
+    override the estimated counts; ``error_after`` sends an ``error`` event after that many
+    chunks (a mid-stream failure); ``delay`` waits before each chunk (a slow stream)."""
+
+    text: str
+    chunks: list[str] | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = "end_turn"
+    model: str | None = None
+    delay: float = 0.0
+    error_after: int | None = None
+    error_type: str = "overloaded_error"
+    error_message: str = "Overloaded"
+
+
+@dataclass
+class Failure:
+    """A scripted HTTP error response (used ``times`` times in a row)."""
+
+    status: int
+    error_type: str
+    message: str
+    headers: dict[str, str]
+    times: int = 1
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received. Credential header values are redacted in ``headers``;
+    ``api_key`` holds the key that was sent (in memory only, never in ``repr``)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    auth_scheme: str | None
+    api_key: str | None = field(default=None, repr=False)
+
+
+class FakeMessagesServer:
+    """A threaded Messages API server on an ephemeral port of 127.0.0.1.
+
+    ``api_key=None`` accepts any non-empty key (``x-api-key`` or ``Authorization: Bearer``);
+    a string accepts only that key; ``require_auth=False`` accepts requests without one.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
+                 require_auth: bool = True, model: str = "claude-sonnet-4-5") -> None:
+        self.api_key = api_key
+        self.require_auth = require_auth
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Reply | Failure] = deque()
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.fake = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeMessagesServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                            kwargs={"poll_interval": 0.05}, daemon=True,
+                                            name="fake-messages-server")
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeMessagesServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"FakeMessagesServer({self.url!r}, {len(self._script)} scripted)"
+
+    # --- scripting ------------------------------------------------------------------------
+
+    def reply(self, text: str, *, chunks: Iterable[str] | None = None,
+              usage: dict[str, int] | None = None, stop_reason: str = "end_turn",
+              model: str | None = None, delay: float = 0.0) -> FakeMessagesServer:
+        """Queue an answer. ``"".join(chunks)`` must equal ``text`` when chunks are given."""
+        chunk_list = list(chunks) if chunks is not None else None
+        if chunk_list is not None and "".join(chunk_list) != text:
+            raise ValueError("the chunks do not add up to the text")
+        return self._push(Reply(text, chunk_list, dict(usage or {}), stop_reason, model, delay))
+
+    def fail(self, status: int, *, error_type: str | None = None, message: str | None = None,
+             retry_after: float | None = None, retry_after_ms: float | None = None,
+             should_retry: bool | None = None, headers: dict[str, str] | None = None,
+             times: int = 1) -> FakeMessagesServer:
+        """Queue an HTTP error (401, 429, 500, 529...) returned ``times`` times in a row."""
+        extra = dict(headers or {})
+        if retry_after is not None:
+            extra["retry-after"] = _number(retry_after)
+        if retry_after_ms is not None:
+            extra["retry-after-ms"] = _number(retry_after_ms)
+        if should_retry is not None:
+            extra["x-should-retry"] = "true" if should_retry else "false"
+        kind = error_type or ERROR_TYPES.get(status, "api_error")
+        return self._push(Failure(status, kind, message or _default_message(kind), extra, times))
+
+    def fail_mid_stream(self, text: str = "Partial answer", *, after: int | None = None,
+                        error_type: str = "overloaded_error", message: str = "Overloaded",
+                        chunks: Iterable[str] | None = None) -> FakeMessagesServer:
+        """Queue a streamed answer (HTTP 200) that sends an ``error`` event after ``after``
+        chunks (default: all of ``text``)."""
+        chunk_list = list(chunks) if chunks is not None else split_words(text)
+        count = len(chunk_list) if after is None else after
+        return self._push(Reply(text, chunk_list, error_after=count, error_type=error_type,
+                                error_message=message))
+
+    def slow(self, text: str, delay: float, **kwargs: Any) -> FakeMessagesServer:
+        """Queue an answer that waits ``delay`` seconds before each chunk."""
+        return self.reply(text, delay=delay, **kwargs)
+
+    def _push(self, item: Reply | Failure) -> FakeMessagesServer:
+        with self._lock:
+            self._script.append(item)
+        return self
+
+    def pending(self) -> int:
+        """How many scripted items are still unused."""
+        with self._lock:
+            return len(self._script)
+
+    def reset(self) -> None:
+        """Forget the script and the recorded requests."""
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+
+    @property
+    def message_requests(self) -> list[RecordedRequest]:
+        """Recorded ``POST /v1/messages`` requests, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.path == "/v1/messages"]
+
+    # --- used by the handler --------------------------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next(self, body: dict[str, Any]) -> Reply | Failure:
+        with self._lock:
+            if self._script:
+                item = self._script[0]
+                if isinstance(item, Failure) and item.times > 1:
+                    item.times -= 1
+                else:
+                    self._script.popleft()
+                return item
+        return Reply(f"{DEFAULT_PREFIX} You said: {last_user_text(body)}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _default_message(error_type: str) -> str:
+    return {"authentication_error": "invalid x-api-key", "rate_limit_error": "Rate limited",
+            "overloaded_error": "Overloaded", "api_error": "Internal server error",
+            "not_found_error": "Not found"}.get(error_type, error_type.replace("_", " "))
+
+
+def _error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message},
+            "request_id": f"req_fake_{uuid.uuid4().hex[:20]}"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeMessagesServer/1.0"
+
+    @property
+    def fake(self) -> FakeMessagesServer:
+        return self.server.fake  # type: ignore[attr-defined]
+
+    def setup(self) -> None:
+        super().setup()
+        # Small SSE writes must not wait for Nagle's algorithm.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: tests and notebooks do not want an access log on stderr."""
+
+    # --- request parsing ------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _record(self) -> RecordedRequest:
+        raw = self._read_body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        key, scheme = self.headers.get("x-api-key"), None
+        if key:
+            scheme = "x-api-key"
+        else:
+            auth = self.headers.get("authorization", "")
+            if auth.lower().startswith("bearer "):
+                key, scheme = auth[7:].strip(), "bearer"
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        for secret in ("x-api-key", "authorization"):
+            if secret in headers:
+                headers[secret] = "<redacted>"
+        parts = urlsplit(self.path)
+        request = RecordedRequest(self.command, parts.path.rstrip("/") or "/",
+                                  parse_qs(parts.query), headers, body, scheme, key or None)
+        self.fake._record(request)
+        return request
+
+    # --- responses ------------------------------------------------------------------------
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("request-id", f"req_fake_{uuid.uuid4().hex[:20]}")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, status: int, error_type: str, message: str,
+                    headers: dict[str, str] | None = None) -> None:
+        self._send_json(status, _error_body(error_type, message), headers)
+
+    def do_GET(self) -> None:
+        request = self._record()
+        if not self._authorized(request):
+            return
+        if request.path == "/v1/models":
+            model = {"type": "model", "id": self.fake.model, "display_name": "Fake model",
+                     "created_at": "2025-01-01T00:00:00Z"}
+            self._send_json(200, {"data": [model], "has_more": False,
+                                  "first_id": model["id"], "last_id": model["id"]})
+            return
+        self._send_error(404, "not_found_error", f"no route {request.path}")
+
+    def do_POST(self) -> None:
+        request = self._record()
+        if not self._authorized(request):
+            return
+        body = request.body if isinstance(request.body, dict) else None
+        if request.path == "/v1/messages/count_tokens":
+            if body is None:
+                self._send_error(400, "invalid_request_error", "body must be a JSON object")
+                return
+            self._send_json(200, {"input_tokens": input_tokens_of(body)})
+            return
+        if request.path != "/v1/messages":
+            self._send_error(404, "not_found_error", f"no route {request.path}")
+            return
+        if body is None or not body.get("messages") or "max_tokens" not in body:
+            self._send_error(400, "invalid_request_error",
+                             "messages and max_tokens are required")
+            return
+        item = self.fake._next(body)
+        if isinstance(item, Failure):
+            self._send_error(item.status, item.error_type, item.message, item.headers)
+        elif body.get("stream"):
+            self._stream(item, body)
+        elif item.error_after is not None:
+            self._send_error(STATUS_OF_TYPE.get(item.error_type, 500), item.error_type,
+                             item.error_message)
+        else:
+            self._send_json(200, _message(item, body))
+
+    def _authorized(self, request: RecordedRequest) -> bool:
+        fake = self.fake
+        if request.api_key is None and fake.require_auth:
+            self._send_error(401, "authentication_error", "x-api-key header is required")
+            return False
+        if fake.api_key is not None and request.api_key not in (None, fake.api_key):
+            self._send_error(401, "authentication_error", "invalid x-api-key")
+            return False
+        return True
+
+    def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", f"req_fake_{uuid.uuid4().hex[:20]}")
+        self.end_headers()
+        try:
+            for event in _events(reply, body):
+                if event is None:
+                    time.sleep(reply.delay)
+                    continue
+                name, data = event
+                payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-stream
+
+
+def _usage(reply: Reply, body: dict[str, Any], chunks: list[str]) -> dict[str, int]:
+    usage = {"input_tokens": input_tokens_of(body), "cache_creation_input_tokens": 0,
+             "cache_read_input_tokens": 0, "output_tokens": len(chunks)}
+    usage.update(reply.usage)
+    return usage
+
+
+def _message(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
+    chunks = reply.chunks if reply.chunks is not None else split_words(reply.text)
+    return {"id": f"msg_fake_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
+            "model": reply.model or body.get("model"),
+            "content": [{"type": "text", "text": reply.text}], "stop_reason": reply.stop_reason,
+            "stop_sequence": None, "usage": _usage(reply, body, chunks)}
+
+
+def _events(reply: Reply, body: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]] | None]:
+    """The SSE events of one streamed answer; ``None`` means: wait ``reply.delay`` now."""
+    chunks = reply.chunks if reply.chunks is not None else split_words(reply.text)
+    usage = _usage(reply, body, chunks)
+    start = _message(reply, body)
+    start.update(content=[], stop_reason=None,
+                 usage={**usage, "output_tokens": min(1, usage["output_tokens"])})
+    yield "message_start", {"type": "message_start", "message": start}
+    yield "content_block_start", {"type": "content_block_start", "index": 0,
+                                  "content_block": {"type": "text", "text": ""}}
+    yield "ping", {"type": "ping"}
+    for number, chunk in enumerate(chunks):
+        if reply.error_after is not None and number >= reply.error_after:
+            break
+        if reply.delay:
+            yield None
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "text_delta", "text": chunk}}
+    if reply.error_after is not None:
+        yield "error", _error_body(reply.error_type, reply.error_message)
+        return
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield "message_delta", {"type": "message_delta",
+                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                            "usage": {"output_tokens": usage["output_tokens"]}}
+    yield "message_stop", {"type": "message_stop"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m claude_magic.testing.fake_server",
+                                     description="Run a fake Anthropic Messages API server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    args = parser.parse_args(argv)
+    server = FakeMessagesServer(args.host, args.port, api_key=args.api_key).start()
+    print(server.url, flush=True)
+    print(f"# export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=any-test-key "
+          "(answers say they come from no model); Ctrl-C stops", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
