@@ -20,6 +20,8 @@ from .session import (
     SessionId,
     SessionSummary,
     Status,
+    check_status,
+    check_text,
     utc_now,
 )
 from .storage import StorageBackend, open_storage
@@ -39,13 +41,17 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_age(value: timedelta | str | float) -> timedelta:
     """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``, ``"45s"``, a number of days, or a timedelta."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        return timedelta(days=value)
-    match = _DURATION.fullmatch(str(value))
-    if not match:
-        raise ValueError(f"cannot read the age {value!r}; use e.g. 30d, 12h, 90m, 2w or 45s")
-    return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+        age = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        age = timedelta(days=value)
+    else:
+        match = _DURATION.fullmatch(str(value))
+        if not match:
+            raise ValueError(f"cannot read the age {value!r}; use e.g. 30d, 12h, 90m, 2w or 45s")
+        age = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    if age < timedelta(0):
+        raise ValueError(f"the age {value!r} is negative; use e.g. 30d")
+    return age
 
 
 class SessionManager:
@@ -173,6 +179,8 @@ class SessionManager:
 
     def mark(self, session_id: str, seq: int, status: Status, error: str | None = None) -> None:
         """Set a stored message's status (``ok``, ``error``, ``incomplete``) and error text."""
+        check_status(status)
+        check_text(error, "message error", optional=True)
         self.storage.mark(SessionId(session_id), seq, status, error)
         self._changed("marked", session_id)
 

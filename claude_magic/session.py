@@ -23,19 +23,28 @@ STATUSES: tuple[str, ...] = ("ok", "error", "incomplete")
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 # Names Windows reserves for devices; refused so a store can be copied to any OS.
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}
+# All the rules in one regex (the fast path); the checks in SessionId.__new__ explain a refusal.
+_VALID_ID = re.compile(
+    r"(?!(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.|\Z))(?!.*\.\.)"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_-])?\Z",
+    re.ASCII | re.IGNORECASE,
+)
 
 
 class SessionId(str):
     """A validated session id: a plain ``str`` that is safe as a file name and a SQL value.
 
-    Allowed: 1-128 letters, digits, ``-``, ``_`` and ``.``; not starting with ``.``; no ``..``;
-    not a Windows device name (``CON``, ``nul.txt``, ...). New ids are UUID4 strings.
+    Allowed: 1-128 ASCII letters, digits, ``-``, ``_`` and ``.``; not starting with ``.`` or
+    ``-``, not ending with ``.``; no ``..``; not a Windows device name (``CON``, ``nul.txt``).
+    New ids are UUID4 strings.
     """
 
     MAX_LENGTH = 128
     __slots__ = ()
 
     def __new__(cls, value: object) -> SessionId:
+        if type(value) is str and _VALID_ID.match(value):  # the fast path: one regex
+            return str.__new__(cls, value)
         if isinstance(value, SessionId):
             return value
         if not isinstance(value, str):
@@ -44,13 +53,19 @@ class SessionId(str):
             raise InvalidSessionId(value, "it is empty")
         if len(value) > cls.MAX_LENGTH:
             raise InvalidSessionId(value, f"it is longer than {cls.MAX_LENGTH} characters")
+        if value[0] in ".-":
+            raise InvalidSessionId(value, f"it starts with {value[0]!r}")
+        if value.endswith("."):
+            raise InvalidSessionId(value, "it ends with '.'")
         if not _ID_PATTERN.fullmatch(value):
             raise InvalidSessionId(value, "it contains a character that is not allowed")
         if ".." in value:
             raise InvalidSessionId(value, "it contains '..'")
         if value.split(".", 1)[0].lower() in _RESERVED:
             raise InvalidSessionId(value, "it is a reserved device name on Windows")
-        return super().__new__(cls, value)
+        if not _VALID_ID.match(value):  # pragma: no cover - the two checks agree (tested)
+            raise InvalidSessionId(value, "it is not allowed")
+        return super().__new__(cls, str(value))
 
     @classmethod
     def new(cls, value: str | None = None) -> SessionId:
@@ -71,9 +86,22 @@ def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
+_ISO_FIX = re.compile(r"(\.\d{6})\d+|Z$")
+
+
 def parse_time(value: str) -> datetime:
-    """Parse :func:`format_time` output (or any ISO-8601 string) to aware UTC."""
-    parsed = datetime.fromisoformat(value)
+    """Parse :func:`format_time` output (or any ISO-8601 string) to aware UTC.
+
+    Naive times are taken as UTC; ``Z`` and more than six fractional digits (as chrono and
+    other tools write) are accepted on every supported Python.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"a time must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = datetime.fromisoformat(
+            _ISO_FIX.sub(lambda m: m.group(1) or "+00:00", value.strip()))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
@@ -94,16 +122,47 @@ class MonotonicClock:
 
 
 
+def is_utf8(text: str) -> bool:
+    """False for strings that cannot be stored as UTF-8 (lone surrogates such as ``\\ud800``)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(value: Any, what: str, *, optional: bool = False) -> Any:
+    """Return ``value`` if it is a ``str`` that UTF-8 can store (or None when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, got {type(value).__name__}")
+    if not is_utf8(value):
+        raise ValueError(f"{what} contains a lone surrogate, which UTF-8 cannot store; "
+                         "decode the text properly first")
+    return value
+
+
 def check_json_value(value: Any, where: str) -> Any:
     """Return a deep copy of ``value`` if it is plain JSON, else raise :class:`InvalidMetadata`.
 
     Plain JSON means dicts with ``str`` keys, lists (tuples become lists), ``str``, ``int``,
-    finite ``float``, ``bool`` and ``None``. Checked before anything is written.
+    finite ``float``, ``bool`` and ``None``; strings must be storable as UTF-8. Checked
+    before anything is written.
     """
 
     def walk(item: Any, path: str) -> Any:
-        if item is None or isinstance(item, (str, bool, int)):
+        if item is None or item is True or item is False:
             return item
+        if isinstance(item, str):
+            if not is_utf8(item):
+                raise InvalidMetadata(f"{path} contains a lone surrogate, which UTF-8 cannot "
+                                      "store; decode the text properly first")
+            return str(item)
+        if isinstance(item, int):
+            return int(item)
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise InvalidMetadata(f"{path} is {item}, which JSON cannot store; use a number")
@@ -115,7 +174,10 @@ def check_json_value(value: Any, where: str) -> Any:
                     raise InvalidMetadata(
                         f"{path} has a key {key!r} of type {type(key).__name__}; keys must be str"
                     )
-                out[key] = walk(sub, f"{path}[{key!r}]")
+                if not is_utf8(key):
+                    raise InvalidMetadata(f"{path} has a key with a lone surrogate, which "
+                                          "UTF-8 cannot store; decode the text properly first")
+                out[str(key)] = walk(sub, f"{path}[{key!r}]")
             return out
         if isinstance(item, (list, tuple)):
             return [walk(sub, f"{path}[{i}]") for i, sub in enumerate(item)]
@@ -124,7 +186,11 @@ def check_json_value(value: Any, where: str) -> Any:
             "store str, int, float, bool, None, lists or dicts"
         )
 
-    return walk(value, where)
+    try:
+        return walk(value, where)
+    except RecursionError:
+        raise InvalidMetadata(f"{where} is nested too deeply (or contains itself); "
+                              "store a flatter value") from None
 
 
 def clone_json(value: Any) -> Any:
@@ -141,6 +207,20 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(metadata, Mapping):
         raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
     return check_json_value(metadata, "metadata")
+
+
+def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a whole settings mapping; returns a deep copy."""
+    if not isinstance(settings, Mapping):
+        raise InvalidMetadata(f"settings must be a dict, got {type(settings).__name__}")
+    return check_json_value(settings, "settings")
+
+
+def check_status(status: Any) -> Status:
+    """Return ``status`` if it is ``ok``, ``error`` or ``incomplete``; else ``ValueError``."""
+    if status not in STATUSES:
+        raise ValueError(f"message status must be one of {STATUSES}, got {status!r}")
+    return status
 
 
 @dataclass(slots=True)
@@ -187,10 +267,9 @@ class Message:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"message role must be one of {ROLES}, got {self.role!r}")
-        if self.status not in STATUSES:
-            raise ValueError(f"message status must be one of {STATUSES}, got {self.status!r}")
-        if not isinstance(self.content, str):
-            raise TypeError(f"message content must be str, got {type(self.content).__name__}")
+        check_status(self.status)
+        check_text(self.content, "message content")
+        check_text(self.error, "message error", optional=True)
 
     def copy(self) -> Message:
         """A copy that shares nothing mutable with this message."""
@@ -285,10 +364,39 @@ class Session:
     messages: list[Message] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.id = SessionId(self.id)
+
     @property
     def stats(self) -> SessionStats:
         """Totals over the messages: count, turns, tokens, cost."""
         return SessionStats.of(self.messages)
+
+    def checked_copy(self) -> Session:
+        """A deep copy after checking every field a store writes; raises before any write.
+
+        The id is validated, the prompt must be text, metadata and settings plain JSON, and
+        messages are renumbered ``0..n-1``. Stores call this first in ``create``.
+        """
+        for name in ("created_at", "updated_at"):
+            value = getattr(self, name)
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise TypeError(f"session {name} must be a timezone-aware datetime")
+        messages = []
+        for seq, message in enumerate(self.messages):
+            if not isinstance(message, Message):
+                raise TypeError(f"session messages must be Message, got {type(message).__name__}")
+            copied = message.copy()
+            copied.seq = seq
+            messages.append(copied)
+        return replace(
+            self,
+            id=SessionId(self.id),
+            system_prompt=check_text(self.system_prompt, "system prompt", optional=True),
+            metadata=check_metadata(self.metadata),
+            settings=check_settings(self.settings),
+            messages=messages,
+        )
 
     def context(self) -> list[Message]:
         """The messages a model sees: only ``ok`` ones, so failed turns are never replayed."""
@@ -356,8 +464,10 @@ class SessionChanges:
     unset_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.system_prompt is not _UNSET:
+            check_text(self.system_prompt, "system prompt", optional=True)
         self.set_metadata = check_metadata(self.set_metadata)
-        self.set_settings = check_json_value(self.set_settings, "settings")
+        self.set_settings = check_settings(self.set_settings)
         self.unset_metadata = tuple(self.unset_metadata)
         self.unset_settings = tuple(self.unset_settings)
 
@@ -411,21 +521,17 @@ class SessionBuilder:
         return self
 
     def with_system_prompt(self, prompt: str | None) -> SessionBuilder:
-        if prompt is not None and not isinstance(prompt, str):
-            raise TypeError(f"system prompt must be str, got {type(prompt).__name__}")
-        self._system_prompt = prompt
+        self._system_prompt = check_text(prompt, "system prompt", optional=True)
         return self
 
     def with_metadata(self, key: str, value: Any) -> SessionBuilder:
         """Add one metadata entry; refused at once if it is not plain JSON."""
-        if not isinstance(key, str):
-            raise InvalidMetadata(f"metadata keys must be str, got {type(key).__name__}")
-        self._metadata[key] = check_json_value(value, f"metadata[{key!r}]")
+        self._metadata.update(check_metadata({key: value}))
         return self
 
     def with_setting(self, key: str, value: Any) -> SessionBuilder:
         """Add a per-session default such as ``model``, ``backend`` or ``max_tokens``."""
-        self._settings[key] = check_json_value(value, f"settings[{key!r}]")
+        self._settings.update(check_settings({key: value}))
         return self
 
     def with_model(self, model: str) -> SessionBuilder:

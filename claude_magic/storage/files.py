@@ -6,6 +6,8 @@ Layout of a store directory::
                            created_at, updated_at, stats (totals kept so listings read no messages)
     <id>.messages.jsonl    one message per line, appended (a message costs one short write)
     .lock                  the inter-process lock every writer takes
+    .index.json            a cache of parsed headers so listing 10,000 sessions stays fast;
+                           safe to delete (see ``_headers.py``)
     .tmp-*                 temp files of atomic writes in flight
 
 Headers are rewritten atomically (temp file, fsync, ``os.replace``, fsync of the directory);
@@ -18,9 +20,7 @@ are ignored.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -37,22 +37,14 @@ from ..session import (
     SessionStats,
     SessionSummary,
     Status,
-    check_json_value,
-    check_metadata,
     clone_json,
-    parse_time,
 )
+from ._headers import HEADER_SUFFIX, HeaderCache, NotASession, header_bytes, parse_header
+from ._jsonio import dumps, loads, sync_dir, write_atomic
 from .base import DamagedEntry, newest_first, warn_damaged
 
-FORMAT = "claude-magic/session"
-VERSION = 1
-HEADER_SUFFIX = ".json"
 MESSAGES_SUFFIX = ".messages.jsonl"
-_TAIL_CHUNK = 1 << 16
-
-
-class _NotASession(Exception):
-    """A JSON file in the directory that is not ours: ignored."""
+_TAIL_CHUNK = 4096
 
 
 class DirectoryStorage:
@@ -65,8 +57,8 @@ class DirectoryStorage:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(
-                f"cannot create session directory {self.root}: {exc.strerror}") from None
+            raise StorageError(f"cannot create session directory {self.root}: "
+                               f"{exc.strerror or exc}; choose a directory you can write") from None
         if not self.root.is_dir():
             raise StorageError(f"{self.root} is not a directory; choose a directory for sessions")
         self.location = str(self.root)
@@ -74,13 +66,15 @@ class DirectoryStorage:
         self._lock_timeout = lock_timeout
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
-        # file name -> ((inode, mtime_ns, size), summary or damage): re-read only what changed
-        self._cache: dict[str, tuple[tuple[int, int, int], SessionSummary | DamagedEntry]] = {}
+        self._headers = HeaderCache(self.root)
+        # messages file name -> (key, damage found in it), for damaged()
+        self._line_damage: dict[str, tuple[tuple[int, int, int], list[DamagedEntry]]] = {}
+        self._warned_lines: set[str] = set()  # each damaged line is reported once
 
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.location!r})"
 
-    # --- paths and low-level I/O ----------------------------------------------------------
+    # --- paths, locking -------------------------------------------------------------------
 
     def _header_path(self, session_id: SessionId) -> Path:
         return self._inside(session_id, HEADER_SUFFIX)
@@ -107,69 +101,18 @@ class DirectoryStorage:
                     f"session directory {self.root} stayed locked for {self._lock_timeout:.0f}s; "
                     "is another process stuck? remove its .lock file if none is running"
                 ) from None
+            except OSError as exc:
+                raise StorageError(f"cannot lock session directory {self.root}: "
+                                   f"{exc.strerror or exc}") from None
             try:
                 yield
             finally:
                 self._lock.release()
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._sync_dir()
-
-    def _sync_dir(self) -> None:
-        fd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    # --- header documents -----------------------------------------------------------------
-
-    @staticmethod
-    def _header_bytes(session: Session, stats: SessionStats) -> bytes:
-        doc = {"format": FORMAT, "version": VERSION, **session.header_dict(),
-               "stats": stats.to_dict()}
-        return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode()
-
-    def _parse_header(self, session_id: SessionId, raw: bytes) -> tuple[Session, SessionStats]:
-        """Header bytes to (session without messages, stats); raises on damage."""
-        try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
-        if not isinstance(doc, dict) or ("format" not in doc and "id" not in doc):
-            raise _NotASession
-        if "format" in doc:
-            if doc["format"] != FORMAT:
-                raise _NotASession
-            if doc.get("version") != VERSION:
-                raise ValueError(f"format version {doc.get('version')!r} is not supported "
-                                 f"(this claude_magic reads version {VERSION})")
-        if doc.get("id") != session_id:
-            raise ValueError(f"the id inside ({doc.get('id')!r}) differs from the file name")
-        try:
-            session = Session(
-                id=session_id,
-                system_prompt=_optional_str(doc.get("system_prompt"), "system_prompt"),
-                metadata=check_metadata(doc.get("metadata") or {}),
-                settings=check_json_value(doc.get("settings") or {}, "settings"),
-                created_at=parse_time(doc["created_at"]),
-                updated_at=parse_time(doc.get("updated_at") or doc["created_at"]),
-            )
-            stats = SessionStats.from_dict(doc.get("stats"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"bad field ({exc})") from None
-        return session, stats
+    def _write_header(self, session: Session, stats: SessionStats) -> None:
+        path = self._header_path(session.id)
+        write_atomic(self.root, path, header_bytes(session, stats))
+        self._headers.forget(path.name)
 
     def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats]:
         """The header of an existing session, or SessionNotFound / DamagedSession."""
@@ -177,85 +120,49 @@ class DirectoryStorage:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            raise SessionNotFound(session_id) from None
+            raise SessionNotFound(str(session_id)) from None
         except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}") from None
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
-            return self._parse_header(session_id, raw)
-        except _NotASession:
-            raise DamagedSession(session_id, str(path), "not a claude_magic session file") from None
+            return parse_header(session_id, raw)
+        except NotASession:
+            raise DamagedSession(str(session_id), str(path),
+                                 "not a claude_magic session file") from None
         except ValueError as exc:
-            raise DamagedSession(session_id, str(path), str(exc)) from None
-
-    def _scan(self) -> list[SessionSummary | DamagedEntry]:
-        """Every session file's summary or damage, re-reading only files that changed."""
-        results: list[SessionSummary | DamagedEntry] = []
-        fresh: dict[str, tuple[tuple[int, int, int], SessionSummary | DamagedEntry]] = {}
-        try:
-            entries = list(os.scandir(self.root))
-        except OSError as exc:
-            raise StorageError(
-                f"cannot list session directory {self.root}: {exc.strerror}") from None
-        for entry in entries:
-            name = entry.name
-            if not name.endswith(HEADER_SUFFIX) or name.startswith("."):
-                continue
-            try:
-                session_id = SessionId(name[: -len(HEADER_SUFFIX)])
-                st = entry.stat()
-            except (InvalidSessionId, FileNotFoundError):
-                continue
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            cached = self._cache.get(name)
-            if cached is not None and cached[0] == key:
-                item = cached[1]
-            else:
-                item = self._summarize(session_id, Path(entry.path))
-                if item is None:
-                    continue
-                if isinstance(item, DamagedEntry):
-                    warn_damaged(item)
-            fresh[name] = (key, item)
-            results.append(item)
-        self._cache = fresh
-        return results
-
-    def _summarize(self, session_id: SessionId, path: Path) -> SessionSummary | DamagedEntry | None:
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return None  # deleted while we looked
-        try:
-            session, stats = self._parse_header(session_id, raw)
-        except _NotASession:
-            return None
-        except ValueError as exc:
-            return DamagedEntry(str(path), str(exc), session_id)
-        return SessionSummary(session.id, session.system_prompt, session.metadata,
-                              session.settings, session.created_at, session.updated_at, stats)
+            raise DamagedSession(str(session_id), str(path), str(exc)) from None
 
     # --- messages -------------------------------------------------------------------------
 
-    def _read_messages(self, session_id: SessionId) -> list[Message]:
+    def _read_messages(self, session_id: SessionId, *, warn: bool = True
+                       ) -> tuple[list[Message], list[DamagedEntry]]:
+        """Every complete, readable message line; unreadable lines are reported."""
         path = self._messages_path(session_id)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return []
-        messages = []
+            return [], []
+        messages, damage = [], []
         lines = raw.split(b"\n")
-        complete = lines[:-1]  # a last piece without newline is a torn, unacknowledged write
-        for number, line in enumerate(complete, start=1):
+        for number, line in enumerate(lines[:-1], start=1):  # the last piece is torn or empty
             if not line.strip():
                 continue
             try:
-                messages.append(Message.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as exc:
-                warn_damaged(DamagedEntry(f"{path}:{number}", f"unreadable message ({exc})",
-                                          session_id))
-        return messages
+                data = loads(line)
+                message = Message.from_dict(data)
+                if type(message.seq) is not int:
+                    raise TypeError("seq must be an integer")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                entry = DamagedEntry(f"{path}:{number}", f"unreadable message ({exc})",
+                                     session_id)
+                damage.append(entry)
+                if warn and entry.location not in self._warned_lines:
+                    self._warned_lines.add(entry.location)
+                    warn_damaged(entry)
+                continue
+            messages.append(message)
+        return messages, damage
 
-    def _next_seq(self, path: Path, fallback: int) -> int:
+    def _next_seq(self, session_id: SessionId, path: Path) -> int:
         """Cut a torn last line, then return the seq after the last stored message."""
         try:
             handle = open(path, "r+b")  # noqa: SIM115 - closed below
@@ -263,49 +170,55 @@ class DirectoryStorage:
             return 0
         with handle:
             size = handle.seek(0, os.SEEK_END)
-            if size == 0:
-                return 0
-            tail = b""
-            position = size
+            tail, position, step = b"", size, _TAIL_CHUNK
             while position > 0 and tail.count(b"\n") < 2:
-                step = min(_TAIL_CHUNK, position)
+                step = min(step * 2, position)
                 position -= step
                 handle.seek(position)
                 tail = handle.read(step) + tail
-            if not tail.endswith(b"\n"):
+            if tail and not tail.endswith(b"\n"):  # a writer died mid-line: never acknowledged
                 keep = position + tail.rfind(b"\n") + 1
                 handle.truncate(keep)
                 handle.flush()
                 os.fsync(handle.fileno())
                 tail = tail[: keep - position]
-            last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         if not last:
             return 0
         try:
-            return int(json.loads(last)["seq"]) + 1
+            seq = loads(last)["seq"]
+            if type(seq) is int:
+                return seq + 1
         except (ValueError, KeyError, TypeError):
-            return fallback
+            pass
+        # the last line is damaged: continue after the highest readable seq
+        messages, _ = self._read_messages(session_id, warn=False)
+        return max((m.seq or 0 for m in messages), default=-1) + 1
 
     @staticmethod
     def _message_line(message: Message) -> bytes:
-        return (json.dumps(message.to_dict(), ensure_ascii=False) + "\n").encode()
+        return dumps(message.to_dict()) + b"\n"
 
     # --- the Storage protocol -------------------------------------------------------------
 
     def create(self, session: Session, *, overwrite: bool = False,
                preserve_times: bool = False) -> Session:
-        stored = session.copy()
+        stored = session.checked_copy()
         header_path = self._header_path(stored.id)
+        messages_path = self._messages_path(stored.id)
+        lines = b"".join(self._message_line(m) for m in stored.messages)
         with self._locked():
             if header_path.exists() and not overwrite:
-                raise SessionExists(stored.id)
+                raise SessionExists(str(stored.id))
             if not preserve_times:
                 stored.created_at = stored.updated_at = self._clock.now()
-            for seq, message in enumerate(stored.messages):
-                message.seq = seq
-            lines = b"".join(self._message_line(m) for m in stored.messages)
-            self._write_atomic(self._messages_path(stored.id), lines)
-            self._write_atomic(header_path, self._header_bytes(stored, stored.stats))
+            header = header_bytes(stored, stored.stats)
+            if lines:
+                write_atomic(self.root, messages_path, lines)
+            elif messages_path.exists():  # an old session's, or a killed create's
+                messages_path.unlink()
+            write_atomic(self.root, header_path, header)
+            self._headers.forget(header_path.name)
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
@@ -313,7 +226,7 @@ class DirectoryStorage:
             session, _ = self._read_header(session_id)
         except SessionNotFound:
             return None
-        session.messages = self._read_messages(session_id)
+        session.messages, _ = self._read_messages(session_id)
         return session
 
     def exists(self, session_id: SessionId) -> bool:
@@ -323,14 +236,14 @@ class DirectoryStorage:
         with self._locked():
             session, stats = self._read_header(session_id)
             changes.apply(session, self._clock.now())
-            self._write_atomic(self._header_path(session_id), self._header_bytes(session, stats))
+            self._write_header(session, stats)
 
     def append(self, session_id: SessionId, message: Message) -> Message:
-        stored = Message.from_dict(message.to_dict())
+        stored = message.copy()
         path = self._messages_path(session_id)
         with self._locked():
             session, stats = self._read_header(session_id)
-            stored.seq = self._next_seq(path, fallback=stats.message_count)
+            stored.seq = self._next_seq(session_id, path)
             with open(path, "ab") as handle:
                 handle.write(self._message_line(stored))
                 handle.flush()
@@ -338,85 +251,108 @@ class DirectoryStorage:
             if stored.seq == stats.message_count:
                 stats.add(stored)
             else:  # totals went stale (a writer died between its two writes): recount
-                stats = SessionStats.of(self._read_messages(session_id))
+                stats = SessionStats.of(self._read_messages(session_id, warn=False)[0])
             session.updated_at = self._clock.now()
-            self._write_atomic(self._header_path(session_id), self._header_bytes(session, stats))
-        return stored
+            self._write_header(session, stats)
+        return stored.copy()
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         path = self._messages_path(session_id)
         with self._locked():
             session, stats = self._read_header(session_id)
-            lines = path.read_bytes().split(b"\n") if path.exists() else []
-            for index, line in enumerate(lines):
+            try:
+                lines = path.read_bytes().split(b"\n")
+            except FileNotFoundError:
+                lines = []
+            for index, line in enumerate(lines[:-1]):  # complete lines only
                 doc = _loads_or_none(line)
-                if doc is not None and doc.get("seq") == seq:
+                if doc is not None and type(doc.get("seq")) is int and doc["seq"] == seq:
                     doc["status"], doc["error"] = status, error
-                    lines[index] = json.dumps(doc, ensure_ascii=False).encode()
+                    lines[index] = dumps(doc)
                     break
             else:
-                raise IndexError(f"session {session_id!r} has no message {seq}")
-            self._write_atomic(path, b"\n".join(lines))  # other lines kept byte for byte
+                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
+            write_atomic(self.root, path, b"\n".join(lines))  # other lines kept byte for byte
             session.updated_at = self._clock.now()
-            self._write_atomic(self._header_path(session_id), self._header_bytes(session, stats))
+            self._write_header(session, stats)
 
     def delete(self, session_id: SessionId) -> bool:
         header_path = self._header_path(session_id)
         with self._locked():
-            existed = header_path.exists()
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 header_path.unlink()  # the session is gone from here on
+                existed = True
+            except FileNotFoundError:
+                existed = False
             with contextlib.suppress(FileNotFoundError):
                 self._messages_path(session_id).unlink()
             if existed:
-                self._sync_dir()
+                sync_dir(self.root)
+            self._headers.forget(header_path.name)
         return existed
 
     def clear(self) -> int:
         with self._locked():
-            ids = [item.id for item in self._scan() if isinstance(item, SessionSummary)]
+            ids = [e.session_id for e in self._headers.scan() if e.updated is not None]
             for session_id in ids:
                 self._header_path(session_id).unlink(missing_ok=True)
                 self._messages_path(session_id).unlink(missing_ok=True)
-            self._sync_dir()
+            sync_dir(self.root)
+            self._headers.reset()
         return len(ids)
 
     def summaries(self) -> list[SessionSummary]:
         with self._mutex:
-            cached = [item for item in self._scan() if isinstance(item, SessionSummary)]
-        rows = [  # copies, so callers cannot change the cache
-            replace(s, metadata=clone_json(s.metadata), settings=clone_json(s.settings),
-                    stats=replace(s.stats))
-            for s in cached
-        ]
+            cached = [e.summary for e in self._headers.scan(summaries=True)
+                      if e.updated is not None and e.summary is not None]
+            rows = [  # copies, so callers cannot change the cache
+                replace(s, metadata=clone_json(s.metadata), settings=clone_json(s.settings),
+                        stats=replace(s.stats))
+                for s in cached
+            ]
         return newest_first(rows)
 
     def list_ids(self) -> list[SessionId]:
-        return [s.id for s in self.summaries()]
+        with self._mutex:
+            return self._headers.order()
 
     def count(self) -> int:
         with self._mutex:
-            return sum(isinstance(item, SessionSummary) for item in self._scan())
+            return sum(e.updated is not None for e in self._headers.scan())
 
     def damaged(self) -> list[DamagedEntry]:
+        """Damaged headers, and unreadable lines in the messages of readable sessions."""
         with self._mutex:
-            return [item for item in self._scan() if isinstance(item, DamagedEntry)]
+            entries = self._headers.scan()
+            found = [e.damage for e in entries if e.damage is not None]
+            for entry in entries:
+                if entry.updated is not None:
+                    found.extend(self._messages_damage(entry.session_id))
+        return found
+
+    def _messages_damage(self, session_id: SessionId) -> list[DamagedEntry]:
+        path = self._messages_path(session_id)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return []
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        cached = self._line_damage.get(path.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        _, damage = self._read_messages(session_id)
+        self._line_damage[path.name] = (key, damage)
+        return damage
 
     def close(self) -> None:
-        self._cache.clear()
-
-
-def _optional_str(value: Any, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a string")
-    return value
+        self._headers.reset()
+        self._line_damage.clear()
 
 
 def _loads_or_none(line: bytes) -> dict[str, Any] | None:
     try:
-        doc = json.loads(line)
+        doc = loads(line)
     except ValueError:
         return None
     return doc if isinstance(doc, dict) else None
-

@@ -36,14 +36,12 @@ class MemoryStorage:
 
     def create(self, session: Session, *, overwrite: bool = False,
                preserve_times: bool = False) -> Session:
-        stored = session.copy()
+        stored = session.checked_copy()
         with self._lock:
             if stored.id in self._sessions and not overwrite:
                 raise SessionExists(stored.id)
             if not preserve_times:
                 stored.created_at = stored.updated_at = self._clock.now()
-            for seq, message in enumerate(stored.messages):
-                message.seq = seq
             self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
             self._sessions[stored.id] = stored
             self._stats[stored.id] = stored.stats

@@ -1,0 +1,280 @@
+"""Session header files of the directory store: parsing, and the cache that keeps listing fast.
+
+Listing needs every header's ``updated_at``. Reading 10,000 headers costs a few hundred ms, so
+the store keeps what it parsed, keyed by the file's ``(inode, mtime_ns, size)``, in memory and
+in ``.index.json`` (a cache: safe to delete, rebuilt when missing or unreadable). A cached value
+is used only when the file's key is unchanged *and* the file was already older than
+:data:`TRUST_MARGIN_NS` when it was read, so a rewrite within the same timestamp tick (or one
+that reuses the inode) cannot go unnoticed: recently written files are simply read again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidSessionId, StorageError
+from ..session import Session, SessionId, SessionStats, SessionSummary, format_time, parse_time
+from ._jsonio import dumps, loads, write_atomic
+from .base import DamagedEntry, warn_damaged
+
+FORMAT = "claude-magic/session"
+VERSION = 1
+HEADER_SUFFIX = ".json"
+INDEX_NAME = ".index.json"
+INDEX_FORMAT = "claude-magic/index"
+INDEX_VERSION = 1
+#: A file must be this much older than the moment it was read for its key to be trusted.
+TRUST_MARGIN_NS = 2_000_000_000
+#: How many trusted entries the saved index may lack before a listing rewrites it.
+INDEX_REFRESH = 64
+#: Leftover temp files of writers that died are removed once they are this old.
+STALE_TMP_SECONDS = 3600
+
+Key = tuple[int, int, int]
+
+
+class NotASession(Exception):
+    """A JSON file in the directory that is not a session: ignored."""
+
+
+def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionStats]:
+    """Header bytes to (session without messages, stats).
+
+    Raises :class:`NotASession` for JSON that is not ours and ``ValueError`` (with a short
+    reason) for a session file that cannot be read. Files without ``format`` are read as the
+    seed's (Rust crate's) headers when their ``id`` matches the file name.
+    """
+    try:
+        doc = loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(doc, dict):
+        raise NotASession
+    form = doc.get("format")
+    if form is None:
+        if doc.get("id") != session_id or "created_at" not in doc:
+            raise NotASession
+    elif form != FORMAT:
+        raise NotASession
+    elif doc.get("version") != VERSION:
+        raise ValueError(f"format version {doc.get('version')!r} is not supported (this "
+                         f"claude_magic reads version {VERSION}); upgrade claude_magic")
+    if doc.get("id") != session_id:
+        raise ValueError(f"the id inside ({doc.get('id')!r}) differs from the file name")
+    try:
+        metadata = _object(doc.get("metadata"), "metadata")
+        settings = _object(doc.get("settings"), "settings")
+        prompt = doc.get("system_prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError("system_prompt must be a string")
+        created = parse_time(doc["created_at"])
+        updated = parse_time(doc.get("updated_at") or doc["created_at"])
+        stats = _stats(doc.get("stats"))
+    except KeyError as exc:
+        raise ValueError(f"missing field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad field ({exc})") from None
+    session = Session(session_id, prompt, metadata, created, updated, [], settings)
+    return session, stats
+
+
+def _object(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a JSON object")
+    return value
+
+
+def _stats(value: Any) -> SessionStats:
+    data = _object(value, "stats")
+    stats = SessionStats.from_dict(data)
+    for name in ("message_count", "turns", "input_tokens", "output_tokens"):
+        if type(getattr(stats, name)) is not int:
+            raise TypeError(f"stats.{name} must be an integer")
+    if type(stats.cost_usd) not in (int, float):
+        raise TypeError("stats.cost_usd must be a number")
+    if stats.last_model is not None and not isinstance(stats.last_model, str):
+        raise TypeError("stats.last_model must be a string")
+    return stats
+
+
+def header_bytes(session: Session, stats: SessionStats) -> bytes:
+    """The readable, versioned header document of a session."""
+    doc = {"format": FORMAT, "version": VERSION, **session.header_dict(),
+           "stats": stats.to_dict()}
+    return dumps(doc, indent=2) + b"\n"
+
+
+@dataclass(slots=True)
+class Entry:
+    """What the cache knows about one ``<name>.json`` file."""
+
+    session_id: SessionId
+    key: Key
+    trusted: bool
+    updated: str | None = None  # format_time(updated_at) of a readable session, else None
+    damage: DamagedEntry | None = None
+    summary: SessionSummary | None = None  # filled when the file was parsed in this process
+    saved: bool = False  # the saved index holds this very key
+
+
+class HeaderCache:
+    """Scans a store directory, re-reading only header files that changed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.index_path = root / INDEX_NAME
+        self._entries: dict[str, Entry] = {}
+        self._saved_rows: dict[str, Any] | None = None  # the index file, until the first scan
+        self._warned: set[tuple[str, Key]] = set()
+        self._order: list[SessionId] | None = None  # ids newest first, valid until a change
+
+    def forget(self, name: str) -> None:
+        """Drop one file's entry (after this process wrote it)."""
+        self._entries.pop(name, None)
+        self._order = None
+
+    def reset(self) -> None:
+        self._entries.clear()
+        self._order = None
+
+    # --- scanning -------------------------------------------------------------------------
+
+    def scan(self, *, summaries: bool = False) -> list[Entry]:
+        """An entry for every header file; with ``summaries`` each session's is parsed."""
+        start = time.time_ns()
+        trust_before = start - TRUST_MARGIN_NS
+        saved = self._load_saved()
+        previous = self._entries
+        fresh: dict[str, Entry] = {}
+        changed = False
+        unsaved = 0
+        try:
+            listing = os.scandir(self.root)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot list session directory {self.root}: {exc.strerror}") from None
+        with listing:
+            for dirent in listing:
+                name = dirent.name
+                if not name.endswith(HEADER_SUFFIX) or name[0] == ".":
+                    if name.startswith(".tmp-"):
+                        _remove_if_stale(dirent, start)
+                    continue
+                entry = previous.get(name)
+                try:
+                    st = dirent.stat()
+                    session_id = entry.session_id if entry else SessionId(name[:-5])
+                except (OSError, InvalidSessionId):
+                    continue
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if entry is None or not entry.trusted or entry.key != key:
+                    changed = True
+                    entry = self._from_saved(saved, name, session_id, key)
+                    if entry is None:
+                        entry = self._read(name, session_id, key, st.st_mtime_ns < trust_before)
+                        if entry is None:
+                            continue
+                if summaries and entry.updated is not None and entry.summary is None:
+                    entry = self._read(name, session_id, key, entry.trusted) or entry
+                if entry.damage is not None and (name, key) not in self._warned:
+                    self._warned.add((name, key))
+                    warn_damaged(entry.damage)
+                fresh[name] = entry
+                unsaved += entry.trusted and not entry.saved
+        if changed or len(fresh) != len(previous):
+            self._order = None
+        self._entries = fresh
+        if unsaved >= INDEX_REFRESH:
+            self._save()
+        return list(fresh.values())
+
+    def order(self) -> list[SessionId]:
+        """Readable session ids, newest ``updated_at`` first (ties: larger id first)."""
+        entries = self.scan()
+        if self._order is None:
+            sessions = [(e.updated, e.session_id) for e in entries if e.updated is not None]
+            sessions.sort(reverse=True)
+            self._order = [session_id for _, session_id in sessions]
+        return list(self._order)
+
+    def _read(self, name: str, session_id: SessionId, key: Key, trusted: bool) -> Entry | None:
+        path = self.root / name
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            return None  # deleted while we looked, or a directory named *.json
+        entry = Entry(session_id, key, trusted)
+        try:
+            session, stats = parse_header(session_id, raw)
+        except NotASession:
+            return entry
+        except ValueError as exc:
+            entry.damage = DamagedEntry(str(path), str(exc), session_id)
+            return entry
+        entry.updated = format_time(session.updated_at)
+        entry.summary = SessionSummary(session.id, session.system_prompt, session.metadata,
+                                       session.settings, session.created_at,
+                                       session.updated_at, stats)
+        return entry
+
+    # --- the saved index ------------------------------------------------------------------
+
+    def _load_saved(self) -> dict[str, Any]:
+        if self._saved_rows is None:
+            self._saved_rows = {}
+            try:
+                doc = loads(self.index_path.read_bytes())
+            except (OSError, ValueError):
+                return self._saved_rows
+            if (isinstance(doc, dict) and doc.get("format") == INDEX_FORMAT
+                    and doc.get("version") == INDEX_VERSION
+                    and isinstance(doc.get("entries"), dict)):
+                self._saved_rows = doc["entries"]
+        return self._saved_rows
+
+    def _from_saved(self, saved: dict[str, Any], name: str, session_id: SessionId,
+                    key: Key) -> Entry | None:
+        row = saved.get(name)
+        if type(row) is not list or len(row) != 5 or tuple(row[:3]) != key:
+            return None
+        updated, reason = row[3], row[4]
+        entry = Entry(session_id, key, True, saved=True)
+        if isinstance(updated, str):
+            entry.updated = updated
+        elif isinstance(reason, str):
+            entry.damage = DamagedEntry(str(self.root / name), reason, session_id)
+        elif updated is not None or reason is not None:
+            return None
+        return entry
+
+    def _save(self) -> None:
+        """Write the trusted entries to ``.index.json``; a cache, so failures are ignored."""
+        rows: dict[str, list[Any]] = {}
+        for name, entry in self._entries.items():
+            if entry.trusted:
+                reason = entry.damage.reason if entry.damage is not None else None
+                rows[name] = [*entry.key, entry.updated, reason]
+        doc = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "entries": rows}
+        try:
+            write_atomic(self.root, self.index_path, dumps(doc), durable=False)
+        except OSError:
+            return
+        for name in rows:
+            self._entries[name].saved = True
+        self._saved_rows = rows
+
+
+def _remove_if_stale(dirent: os.DirEntry[str], now_ns: int) -> None:
+    """Remove a temp file a killed writer left behind, once it is old enough."""
+    try:
+        if dirent.stat().st_mtime_ns < now_ns - STALE_TMP_SECONDS * 1_000_000_000:
+            os.unlink(dirent.path)
+    except OSError:
+        pass
