@@ -25,7 +25,7 @@ from .errors import BackendError, BackendUnavailable
 from .manager import SessionManager
 from .session import Message, SessionId, Usage
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 BACKENDS = ("auto", *BACKEND_CLASSES)
 PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
 _ALIASES = {"claude_code": "claude-code", "cli": "claude-code", "api": "anthropic"}

@@ -86,7 +86,11 @@ class AnthropicBackend:
                 yield from stream.text_stream
                 final = stream.get_final_message()
                 request_id = stream.request_id
-        except (anthropic.AnthropicError, TypeError) as exc:
+        except (anthropic.AnthropicError, TypeError, OSError) as exc:
+            raise map_error(exc, config, str(sdk.base_url)) from exc
+        except Exception as exc:
+            if not _is_transport_error(exc):
+                raise
             raise map_error(exc, config, str(sdk.base_url)) from exc
         usage = Usage.from_dict(final.usage.model_dump())
         ids = {"message_id": final.id}
@@ -103,10 +107,27 @@ def _clean(exc: object) -> str:
     return text.replace(key, "***") if key else text
 
 
+def _is_transport_error(exc: BaseException) -> bool:
+    """An error of the SDK's HTTP library (httpx / httpx2) raised while reading a stream."""
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return any("Timeout" in cls.__name__ for cls in type(exc).__mro__) or isinstance(
+        exc, TimeoutError)
+
+
 def map_error(exc: BaseException, config: Config, base_url: str) -> BackendError:
     """Translate an SDK exception into our error family, with a one-line message."""
     import anthropic
 
+    if _is_transport_error(exc) or isinstance(exc, OSError):
+        if _is_timeout(exc):
+            return BackendTimeout(
+                f"the Messages API at {base_url} stopped sending for {config.timeout:g} s "
+                "mid-answer; try again or raise Config(timeout=...)")
+        return BackendUnavailable(f"the connection to the Messages API at {base_url} broke "
+                                  f"mid-answer ({_clean(exc)}); try again")
     if isinstance(exc, TypeError):
         if "authentication" in str(exc).lower():
             return AuthenticationError(NO_KEY)

@@ -13,11 +13,13 @@ import re
 from ..session import Usage
 
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
+    "claude-opus-4-6": (5.0, 25.0),
     "claude-opus-4-5": (5.0, 25.0),
     "claude-opus-4-1": (15.0, 75.0),
     "claude-opus-4-0": (15.0, 75.0),
     "claude-opus-4": (15.0, 75.0),
     "claude-3-opus": (15.0, 75.0),
+    "claude-sonnet-4-6": (3.0, 15.0),
     "claude-sonnet-4-5": (3.0, 15.0),
     "claude-sonnet-4-0": (3.0, 15.0),
     "claude-sonnet-4": (3.0, 15.0),

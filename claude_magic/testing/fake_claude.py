@@ -29,7 +29,7 @@ from typing import Any
 
 DEFAULT_PREFIX = "[fake claude — no model was called]"
 STATE_ENV = "FAKE_CLAUDE_DIR"
-VERSION = "2.1.330 (fake)"
+VERSION = "2.1.330 (Claude Code; fake)"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 _VALUE_OPTIONS = {"--output-format", "--input-format", "--model", "--system-prompt",
                   "--append-system-prompt", "--session-id", "--resume", "-r", "--max-turns",
@@ -270,7 +270,7 @@ def _run(directory: Path, opts: dict[str, Any], prompt: str | None) -> int:
 
 def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: dict[str, Any],
           state: dict[str, Any], session_id: str, cwd: str) -> int:
-    model = item.get("model") or opts.get("--model") or "claude-sonnet-4-5"
+    model = item.get("model") or opts.get("--model") or "claude-sonnet-4-6"
     partial = bool(opts.get("--include-partial-messages")) and fmt == "stream-json"
     history = state["messages"]
     turn = sum(1 for m in history if m["role"] == "user") + 1

@@ -133,7 +133,7 @@ class FakeMessagesServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
-                 require_auth: bool = True, model: str = "claude-sonnet-4-5") -> None:
+                 require_auth: bool = True, model: str = "claude-sonnet-4-6") -> None:
         self.api_key = api_key
         self.require_auth = require_auth
         self.model = model
