@@ -1,0 +1,199 @@
+"""The SQLite store's schema and migrations, checked against a blank database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from claude_magic.errors import StorageError
+from claude_magic.session import Message, parse_time
+from claude_magic.storage import sqlite as sqlite_store
+from claude_magic.storage.sqlite import SQLiteStorage
+
+SESSIONS_COLUMNS = [
+    # (name, type, notnull, default, pk, hidden: 0 plain, 3 stored generated)
+    ("id", "TEXT", 1, None, 1, 0),
+    ("system_prompt", "TEXT", 0, None, 0, 0),
+    ("metadata", "TEXT", 1, "'{}'", 0, 0),
+    ("settings", "TEXT", 1, "'{}'", 0, 0),
+    ("created_at", "TEXT", 1, None, 0, 0),
+    ("updated_at", "TEXT", 1, None, 0, 0),
+    ("message_count", "INTEGER", 1, "0", 0, 0),
+    ("turns", "INTEGER", 1, "0", 0, 0),
+    ("input_tokens", "INTEGER", 1, "0", 0, 0),
+    ("output_tokens", "INTEGER", 1, "0", 0, 0),
+    ("cost_usd", "REAL", 1, "0", 0, 0),
+    ("last_model", "TEXT", 0, None, 0, 0),
+    ("readable", "INTEGER", 1, None, 0, 3),
+]
+MESSAGES_COLUMNS = [
+    ("id", "INTEGER", 0, None, 1, 0),
+    ("session_id", "TEXT", 1, None, 0, 0),
+    ("seq", "INTEGER", 1, None, 0, 0),
+    ("role", "TEXT", 1, None, 0, 0),
+    ("content", "TEXT", 1, None, 0, 0),
+    ("created_at", "TEXT", 1, None, 0, 0),
+    ("status", "TEXT", 1, "'ok'", 0, 0),
+    ("error", "TEXT", 0, None, 0, 0),
+    ("model", "TEXT", 0, None, 0, 0),
+    ("backend", "TEXT", 0, None, 0, 0),
+    ("input_tokens", "INTEGER", 1, "0", 0, 0),
+    ("output_tokens", "INTEGER", 1, "0", 0, 0),
+    ("cost_usd", "REAL", 0, None, 0, 0),
+    ("extra", "TEXT", 1, "'{}'", 0, 0),
+]
+OBJECTS = [
+    ("index", "messages_session_seq", "messages"),
+    ("index", "sessions_listing", "sessions"),
+    ("index", "sqlite_autoindex__migrations_1", "_migrations"),
+    ("index", "sqlite_autoindex_sessions_1", "sessions"),
+    ("table", "_migrations", "_migrations"),
+    ("table", "messages", "messages"),
+    ("table", "sessions", "sessions"),
+]
+
+
+def schema(path: Path) -> dict[str, object]:
+    """The schema as plain data: objects, columns, indexes, foreign keys."""
+    with sqlite3.connect(path) as db:
+        def columns(table: str) -> list[tuple[object, ...]]:
+            return [tuple(row[1:]) for row in db.execute(f"PRAGMA table_xinfo({table})")]
+
+        def indexes(table: str) -> list[tuple[object, ...]]:
+            found = []
+            for _, name, unique, origin, partial in db.execute(f"PRAGMA index_list({table})"):
+                cols = [row[2] for row in db.execute(f"PRAGMA index_info({name})")]
+                found.append((name, unique, origin, partial, cols))
+            return sorted(found)
+
+        return {
+            "objects": db.execute("SELECT type, name, tbl_name FROM sqlite_master "
+                                  "ORDER BY type, name").fetchall(),
+            "sessions": columns("sessions"),
+            "messages": columns("messages"),
+            "_migrations": columns("_migrations"),
+            "sessions_indexes": indexes("sessions"),
+            "messages_indexes": indexes("messages"),
+            "messages_fks": [tuple(row[2:]) for row in
+                             db.execute("PRAGMA foreign_key_list(messages)")],
+            "journal_mode": db.execute("PRAGMA journal_mode").fetchone()[0],
+        }
+
+
+def test_a_blank_database_migrates_to_the_exact_schema(tmp_path: Path) -> None:
+    path = tmp_path / "blank.db"
+    SQLiteStorage(path).close()
+    assert schema(path) == {
+        "objects": OBJECTS,
+        "sessions": SESSIONS_COLUMNS,
+        "messages": MESSAGES_COLUMNS,
+        "_migrations": [("name", "TEXT", 0, None, 1, 0), ("applied_at", "TEXT", 1, None, 0, 0)],
+        "sessions_indexes": [("sessions_listing", 0, "c", 0, ["readable", "updated_at", "id"]),
+                             ("sqlite_autoindex_sessions_1", 1, "pk", 0, ["id"])],
+        "messages_indexes": [("messages_session_seq", 1, "c", 0, ["session_id", "seq"])],
+        "messages_fks": [("sessions", "session_id", "id", "NO ACTION", "CASCADE", "NONE")],
+        "journal_mode": "wal",
+    }
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name, applied_at FROM _migrations").fetchall()
+    assert [name for name, _ in rows] == [name for name, _ in sqlite_store.MIGRATIONS]
+    assert parse_time(rows[0][1]).tzinfo is not None
+
+
+def test_reopening_applies_nothing_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStorage(path).close()
+    with sqlite3.connect(path) as db:
+        first = db.execute("SELECT * FROM _migrations").fetchall()
+    store = SQLiteStorage(path)
+    store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT * FROM _migrations").fetchall() == first
+
+
+def test_new_migrations_run_in_order_once(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStorage(path).close()
+    ran: list[str] = []
+
+    def add_tags(db: sqlite3.Connection) -> None:
+        ran.append("002")
+        db.execute("ALTER TABLE sessions ADD COLUMN tags TEXT")
+
+    def add_index(db: sqlite3.Connection) -> None:
+        ran.append("003")
+        db.execute("CREATE INDEX sessions_tags ON sessions (tags)")  # needs 002 first
+
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS",
+                        (*sqlite_store.MIGRATIONS, ("002_tags", add_tags),
+                         ("003_tags_index", add_index)))
+    SQLiteStorage(path).close()
+    SQLiteStorage(path).close()
+    assert ran == ["002", "003"]
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
+            "001_initial", "002_tags", "003_tags_index"]
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStorage(path).close()
+    before = schema(path)
+
+    def broken(db: sqlite3.Connection) -> None:
+        db.execute("ALTER TABLE sessions ADD COLUMN half_done TEXT")
+        db.execute("THIS IS NOT SQL")
+
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", (*sqlite_store.MIGRATIONS, ("002", broken)))
+    with pytest.raises(StorageError) as caught:
+        SQLiteStorage(path)
+    assert "\n" not in str(caught.value)
+    assert schema(path) == before
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStorage(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO _migrations VALUES ('999_future', '2030-01-01T00:00:00+00:00')")
+    with pytest.raises(StorageError, match="newer claude_magic"):
+        SQLiteStorage(path)
+
+
+def test_connection_settings_and_cascade(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "s.db", busy_timeout=7)
+    db = store._db
+    assert db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert db.execute("PRAGMA busy_timeout").fetchone() == (7000,)
+    assert db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO messages (session_id, seq, role, content, created_at) "
+                   "VALUES ('nobody', 0, 'user', 'x', '2024-01-01T00:00:00+00:00')")
+    from claude_magic.manager import SessionManager
+
+    manager = SessionManager(store)
+    manager.create_session("a").build()
+    manager.append("a", Message("user", "q"))
+    manager.delete("a")
+    assert db.execute("SELECT count(*) FROM messages").fetchone() == (0,)
+    manager.close()
+
+
+def test_readable_column_follows_writes_by_other_tools(tmp_path: Path) -> None:
+    from claude_magic.manager import SessionManager
+
+    path = tmp_path / "s.db"
+    with SessionManager.with_storage(f"sqlite:///{path}") as manager:
+        manager.create_session("a").build()
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT readable FROM sessions").fetchone() == (1,)
+            db.execute("UPDATE sessions SET id = '../evil'")
+            assert db.execute("SELECT readable FROM sessions").fetchone() == (0,)
+            db.execute("UPDATE sessions SET id = 'a', settings = '[]'")
+            assert db.execute("SELECT readable FROM sessions").fetchone() == (0,)
+            db.execute("UPDATE sessions SET settings = '{}'")
+        assert manager.list() == ["a"]
