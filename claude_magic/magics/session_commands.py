@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -240,24 +239,31 @@ def cmd_prune(magics: ClaudeMagics, args: argparse.Namespace) -> None:
 def _export(p: MagicArgumentParser) -> None:
     p.add_argument("id", nargs="?", help="session id or prefix (default: the current session)")
     p.add_argument("--format", "-f", dest="fmt", default="ipynb",
-                   choices=("ipynb", "md", "json", "csv", "df"), help="what to write")
-    p.add_argument("--out", help="file to write (default: <id>.<format> beside the notebook)")
-    p.add_argument("-o", "--output", metavar="VAR", help="also store the result in VAR")
+                   choices=("ipynb", "md", "json", "csv", "df"), help="what to produce")
+    p.add_argument("--out", metavar="PATH",
+                   help="file or directory to write (default: <id>.<ext> beside the notebook)")
+    p.add_argument("-o", "--output", metavar="VAR",
+                   help="store the result in VAR instead of writing a file (unless --out)")
     p.add_argument("--all", action="store_true",
-                   help="with --format df or csv: every session's metadata, not one transcript")
+                   help="with --format df or csv: one row per session, for every session")
 
 
 def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
     from ..export import export_session, sessions_export
+    from .extension import notebook_directory
 
-    if args.all:
-        result = sessions_export(magics.manager, args.fmt, args.out)
-    else:
-        result = export_session(magics.manager, current_id(magics, args.id), args.fmt,
-                                args.out)
+    in_memory = args.fmt == "df" or (args.output and not args.out)
+    path = None if in_memory else (args.out or notebook_directory(magics.shell))
+    try:
+        if args.all:
+            result = sessions_export(magics.manager, args.fmt, path)
+        else:
+            result = export_session(magics.manager, current_id(magics, args.id), args.fmt, path)
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"%claude_session export: {exc}") from None
     if args.output:
         magics.shell.user_ns[args.output] = result
-    if isinstance(result, (str, Path)) and args.fmt != "df":
+    if path is not None:
         print(f"Wrote {result}.")
         return None
     return None if args.output else result
@@ -265,19 +271,16 @@ def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
 
 def _import(p: MagicArgumentParser) -> None:
     p.add_argument("path", help="a JSON file written by %claude_session export --format json")
+    p.add_argument("--as", dest="new_id", metavar="ID", help="store it under this id")
     p.add_argument("--overwrite", action="store_true", help="replace a session with this id")
     p.add_argument("--switch", action="store_true", help="make it the current session")
 
 
 def cmd_import(magics: ClaudeMagics, args: argparse.Namespace) -> None:
-    from ..export import session_from_json
+    from ..export import import_session_file
 
-    path = Path(args.path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    session = magics.manager.import_session(session_from_json(text), overwrite=args.overwrite)
+    session = import_session_file(magics.manager, args.path, overwrite=args.overwrite,
+                                  new_id=args.new_id)
     if args.switch:
         magics.workspace.current = session.id
     print(f"Imported session {session.id} ({len(session.messages)} messages).")

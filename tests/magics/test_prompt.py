@@ -139,7 +139,8 @@ def test_session_option_is_for_one_cell(ip: TestingShell, server: FakeMessagesSe
     cell(ip, "-s a", "to a")
     assert get_magics(ip).workspace.current == "b"
     manager = get_magics(ip).manager
-    assert [m.content for m in manager.resume("a").messages][0] == "to a"
+    asked = manager.resume("a").messages
+    assert [m.role for m in asked] == ["user", "assistant"] and asked[0].content == "to a"
     assert manager.resume("b").messages == []
 
 
@@ -157,9 +158,10 @@ def test_new_option_and_default_session(ip: TestingShell, server: FakeMessagesSe
 def test_line_magic(ip: TestingShell, server: FakeMessagesServer) -> None:
     ip.run_cell("%claude_session new line")
     server.reply("Yes.")
-    ip.run_cell("%claude is {this} a question?")
+    # (a line ending in "?" is IPython's help syntax, so one-line prompts avoid it)
+    ip.run_cell("%claude say {this} in one word.")
     assert server.message_requests[-1].body["messages"][-1]["content"] == \
-        "is {this} a question?"
+        "say {this} in one word."
 
 
 def test_backend_failure_is_one_line_and_keeps_prompt(ip: TestingShell,
