@@ -130,11 +130,14 @@ class FakeMessagesServer:
 
     ``api_key=None`` accepts any non-empty key (``x-api-key`` or ``Authorization: Bearer``);
     a string accepts only that key; ``require_auth=False`` accepts requests without one.
+    ``default_reply`` replaces the built-in answer given when the script is empty.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
-                 require_auth: bool = True, model: str = "claude-sonnet-4-6") -> None:
+                 require_auth: bool = True, model: str = "claude-sonnet-4-6",
+                 default_reply: str | None = None) -> None:
         self.api_key = api_key
+        self.default_reply = default_reply
         self.require_auth = require_auth
         self.model = model
         self.requests: list[RecordedRequest] = []
@@ -254,6 +257,8 @@ class FakeMessagesServer:
                 else:
                     self._script.popleft()
                 return item
+        if self.default_reply is not None:
+            return Reply(self.default_reply)
         return Reply(f"{DEFAULT_PREFIX} You said: {last_user_text(body)}")
 
 
@@ -463,8 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
+    parser.add_argument("--reply", default=None,
+                        help="answer every request with this text (default: a labelled echo)")
     args = parser.parse_args(argv)
-    server = FakeMessagesServer(args.host, args.port, api_key=args.api_key).start()
+    server = FakeMessagesServer(args.host, args.port, api_key=args.api_key,
+                                default_reply=args.reply).start()
     print(server.url, flush=True)
     print(f"# export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=any-test-key "
           "(answers say they come from no model); Ctrl-C stops", flush=True)
