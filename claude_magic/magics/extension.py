@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Dict, Float, Int, Unicode, observe
 
 from ..workspace import Workspace
 
@@ -42,12 +43,12 @@ def notebook_directory(shell: Any) -> Path:
     return Path.cwd().resolve()
 
 
-def default_storage(shell: Any) -> str:
+def default_storage(notebook_dir: Path) -> str:
     """``$CLAUDE_MAGIC_STORAGE``, else ``.claude_sessions/`` beside the notebook (absolute)."""
     from_env = os.environ.get(STORAGE_ENV, "").strip()
     if from_env:
         return from_env
-    return str(notebook_directory(shell) / DEFAULT_DIRECTORY)
+    return str(notebook_dir / DEFAULT_DIRECTORY)
 
 
 def absolute_spec(spec: str) -> str:
@@ -84,10 +85,16 @@ class ClaudeMagics(Magics):
         config=True)
     timeout = Float(600.0, help="Seconds to wait for one answer.").tag(config=True)
     update_interval = Float(0.05, help="Seconds between live display updates.").tag(config=True)
+    backend_options = Dict(
+        help="More client options: retries, base_url, claude_binary, permission_mode, "
+        "allowed_tools, max_turns, cwd (default: the notebook's directory), replay_source."
+    ).tag(config=True)
 
     def __init__(self, shell: Any, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._storage_spec = absolute_spec(self.storage or default_storage(shell))
+        #: the notebook's directory, fixed at load time so a later %cd changes nothing
+        self.notebook_dir = notebook_directory(shell)
+        self._storage_spec = absolute_spec(self.storage or default_storage(self.notebook_dir))
         self.workspace = Workspace()
         self._client: Client | None = None
 
@@ -120,9 +127,9 @@ class ClaudeMagics(Magics):
     @observe("storage")
     def _storage_changed(self, change: dict[str, Any]) -> None:
         if hasattr(self, "workspace"):  # not while __init__ applies the config
-            self.use_storage(change["new"] or default_storage(self.shell))
+            self.use_storage(change["new"] or default_storage(self.notebook_dir))
 
-    @observe("backend", "model", "max_tokens", "timeout")
+    @observe("backend", "model", "max_tokens", "timeout", "backend_options")
     def _client_settings_changed(self, change: dict[str, Any]) -> None:
         self._client = None  # rebuilt with the new settings on next use
 
@@ -132,11 +139,16 @@ class ClaudeMagics(Magics):
         if self._client is None:
             from ..client import Client, Config
 
-            options: dict[str, Any] = {"backend": self.backend, "max_tokens": self.max_tokens,
-                                       "timeout": self.timeout}
+            options: dict[str, Any] = {"cwd": str(self.notebook_dir),
+                                       **self.backend_options, "backend": self.backend,
+                                       "max_tokens": self.max_tokens, "timeout": self.timeout}
             if self.model:
                 options["model"] = self.model
-            self._client = Client(Config(**options), manager=self.manager)
+            try:
+                config = Config(**options)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"check %config ClaudeMagics: {exc}") from None
+            self._client = Client(config, manager=self.manager)
         return self._client
 
     def close(self) -> None:

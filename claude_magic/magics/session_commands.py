@@ -250,10 +250,9 @@ def _export(p: MagicArgumentParser) -> None:
 
 def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
     from ..export import export_session, sessions_export
-    from .extension import notebook_directory
 
     in_memory = args.fmt == "df" or (args.output and not args.out)
-    path = None if in_memory else (args.out or notebook_directory(magics.shell))
+    path = None if in_memory else (args.out or magics.notebook_dir)
     try:
         if args.all:
             result = sessions_export(magics.manager, args.fmt, path)

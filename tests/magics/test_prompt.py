@@ -212,3 +212,32 @@ def test_offline_echo_without_key_is_labelled(shell: TestingShell) -> None:
     cell(shell, "--no-stream", "Hello?")
     response = shell.user_ns["_"]
     assert response.offline and "no model" in str(response).lower()
+
+
+def test_bad_configuration_is_one_line(shell: TestingShell) -> None:
+    shell.run_cell("%claude_session new cfg")
+    shell.run_cell("%config ClaudeMagics.backend = 'nope'")
+    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+        cell(shell, "", "hi")
+    shell.run_cell("%config ClaudeMagics.backend = 'echo'")
+    shell.run_cell("%config ClaudeMagics.backend_options = {'bogus': 1}")
+    with pytest.raises(UsageError, match="bogus"):
+        cell(shell, "", "hi")
+
+
+def test_claude_code_runs_in_the_notebook_directory(shell: TestingShell, store_dir: Path,
+                                                    tmp_path: Path) -> None:
+    from claude_magic.testing.fake_claude import FakeClaude
+
+    fake = FakeClaude(tmp_path / "fake-claude")
+    shell.run_cell("%config ClaudeMagics.backend = 'claude-code'")
+    shell.run_cell(f"%config ClaudeMagics.backend_options = {{'claude_binary': '{fake.path}'}}")
+    shell.run_cell("%claude_session new cli")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shell.run_cell(f"%cd {elsewhere}")
+    cell(shell, "", "first")
+    cell(shell, "", "second")
+    calls = fake.calls
+    assert [c["cwd"] for c in calls] == [str(store_dir.parent)] * 2
+    assert "--session-id" in calls[0]["argv"] and "--resume" in calls[1]["argv"]
