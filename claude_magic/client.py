@@ -360,14 +360,19 @@ class _Turn:
                         start: float, exc: BaseException) -> None:
         reason = _reason(exc)
         manager = self.query.client.manager
+        spent: TurnResult | None = getattr(exc, "result", None)  # e.g. a CLI error's cost
         try:
             if user_seq is not None:
                 manager.mark(sid, user_seq, "error", reason)
             partial = "".join(self.chunks)
-            if partial:
+            if partial or (spent is not None and spent.cost_usd):
+                spent = spent or TurnResult()
                 manager.append(sid, Message(
-                    "assistant", partial, status="incomplete", error=reason, model=model,
-                    backend=name, duration_ms=round((time.perf_counter() - start) * 1000, 3)))
+                    "assistant", partial, status="incomplete", error=reason,
+                    model=spent.model or model, backend=name, usage=spent.usage,
+                    cost_usd=spent.cost_usd, stop_reason=spent.stop_reason,
+                    duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                    ids=dict(spent.ids)))
         except Exception as store_exc:  # never hide the turn's own error behind this one
             warnings.warn(f"claude_magic could not record the failed turn in session {sid!r}: "
                           f"{store_exc}", stacklevel=3)

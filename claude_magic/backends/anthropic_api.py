@@ -102,9 +102,7 @@ class AnthropicBackend:
 
 def _clean(exc: object) -> str:
     """A one-line message that never contains the API key."""
-    text = one_line(exc)
-    key = os.environ.get("ANTHROPIC_API_KEY")
-    return text.replace(key, "***") if key else text
+    return one_line(exc)
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -9,11 +9,13 @@ stream, a process). The client, not the backend, writes to the session store.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import BackendError
 from ..session import Message, Usage
 
 if TYPE_CHECKING:
@@ -53,6 +55,12 @@ class TurnResult:
     offline: bool = False
 
 
+def attach_result(error: BackendError, result: TurnResult) -> BackendError:
+    """Let a failed turn still report what it cost (read by the client for the record)."""
+    error.result = result  # type: ignore[attr-defined]
+    return error
+
+
 class Backend(Protocol):
     """How one turn reaches a model (or, for echo and replay, does not)."""
 
@@ -70,8 +78,11 @@ def split_words(text: str) -> list[str]:
 
 
 def one_line(text: object, limit: int = 240) -> str:
-    """Collapse whitespace to one line and cut it to ``limit`` characters."""
+    """Collapse whitespace to one line, hide the API key if it appears, cut to ``limit``."""
     line = " ".join(str(text).split())
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    if key and len(key) >= 8 and key in line:
+        line = line.replace(key, "***")
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 

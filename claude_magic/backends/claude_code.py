@@ -38,7 +38,7 @@ from ..errors import (
     RateLimitError,
 )
 from ..session import Message, Usage
-from .base import TurnRequest, TurnResult, one_line
+from .base import TurnRequest, TurnResult, attach_result, one_line
 
 if TYPE_CHECKING:
     from ..client import Config
@@ -132,7 +132,10 @@ class ClaudeCodeBackend:
         config = request.config
         argv = build_argv(find_binary(config), request)
         cwd = config.cwd or os.getcwd()
-        run = _Process(argv, cwd, request.prompt, config.timeout)
+        env = dict(os.environ)
+        if config.base_url:
+            env["ANTHROPIC_BASE_URL"] = config.base_url
+        run = _Process(argv, cwd, request.prompt, config.timeout, env)
         try:
             parser = _Parser()
             for line in run.lines():
@@ -150,12 +153,13 @@ class _Process:
     """A CLI process in its own process group, with stdin fed and stderr drained by threads
     and a watchdog that kills the group at the timeout."""
 
-    def __init__(self, argv: list[str], cwd: str, prompt: str, timeout: float) -> None:
+    def __init__(self, argv: list[str], cwd: str, prompt: str, timeout: float,
+                 env: dict[str, str]) -> None:
         if not Path(cwd).is_dir():
             raise BackendUnavailable(f"the working directory {cwd!r} for Claude Code does not "
                                      "exist; fix Config(cwd=...)")
         try:
-            self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          start_new_session=True)
         except (FileNotFoundError, PermissionError) as exc:
@@ -286,14 +290,16 @@ class _Parser:
             ids[SESSION_ID_KEY] = session_id
         if result.get("num_turns") is not None:
             ids["num_turns"] = str(result["num_turns"])
-        if result.get("is_error") or result.get("subtype") != "success":
-            raise _result_error(result, code)
-        if code != 0:
-            raise BackendError(f"Claude Code exited with code {code} after a successful result: "
-                               f"{one_line((stderr or ['no message'])[-1])}")
-        return TurnResult(text=result.get("result"), model=self.model or model,
+        turn = TurnResult(text=result.get("result"), model=self.model or model,
                           stop_reason=result.get("stop_reason"), usage=usage,
                           cost_usd=float(cost) if cost is not None else None, ids=ids)
+        if result.get("is_error") or result.get("subtype") != "success":
+            raise attach_result(_result_error(result, code), turn)
+        if code != 0:
+            raise attach_result(BackendError(
+                f"Claude Code exited with code {code} after a successful result: "
+                f"{one_line((stderr or ['no message'])[-1])}"), turn)
+        return turn
 
 
 def _result_error(result: dict[str, Any], code: int) -> BackendError:

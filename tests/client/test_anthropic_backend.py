@@ -272,9 +272,10 @@ def test_session_setting_can_choose_the_backend(client: Client, server: FakeMess
 def test_the_key_never_reaches_the_store(client: Client, server: FakeMessagesServer,
                                          manager: SessionManager, session: Session,
                                          store_dir, api_key: str) -> None:
-    server.fail(401)
-    with pytest.raises(AuthenticationError):
+    server.fail(401, message=f"invalid x-api-key {api_key}")  # a server that echoes the key
+    with pytest.raises(AuthenticationError) as raised:
         client.query("first").session(session.id).send()
+    assert api_key not in str(raised.value) and "invalid x-api-key ***" in str(raised.value)
     server.fail_mid_stream("partial words here", after=1)
     with pytest.raises(OverloadedError):
         client.query("second").session(session.id).send()

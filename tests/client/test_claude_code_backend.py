@@ -132,6 +132,20 @@ def test_every_error_result_fails_the_turn_cleanly(
     assert (user.status, user.error) == ("error", str(raised.value))
     assert (partial.role, partial.status, partial.content) == (
         "assistant", "incomplete", "Partial thought")
+    if kind != "exit":  # a result line came: what the failed turn cost is kept
+        assert partial.cost_usd > 0 and partial.ids["claude_session_id"]
+
+
+def test_a_failed_turn_without_text_still_records_its_cost(
+        cli_client: Client, fake_claude: FakeClaude, manager: SessionManager,
+        session: Session) -> None:
+    fake_claude.error("max_turns")
+    with pytest.raises(BackendError, match="turn limit"):
+        cli_client.query("Loop forever").session(session.id).send()
+    user, spent = manager.resume(session.id).messages
+    assert user.status == "error"
+    assert (spent.status, spent.content, spent.error) == ("incomplete", "", user.error)
+    assert spent.cost_usd > 0 and spent.usage.input_tokens > 0
 
 
 def test_after_a_failed_turn_the_last_answered_cli_session_is_resumed(
@@ -218,6 +232,16 @@ def test_binary_from_claude_binary_env_then_path(
     assert client.query("via PATH").send().startswith("[fake claude")
     assert [c["stdin"] for c in fake_claude.calls] == ["via env", "via PATH"]
     assert {c["cwd"] for c in fake_claude.calls} == {str(workdir)}
+
+
+def test_config_base_url_reaches_the_cli(cli_client: Client, fake_claude: FakeClaude,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:1")
+    cli_client.query("a").send()
+    cli_client.config.base_url = "http://127.0.0.1:2"
+    cli_client.query("b").send()
+    assert [c["base_url"] for c in fake_claude.calls] == ["http://127.0.0.1:1",
+                                                          "http://127.0.0.1:2"]
 
 
 def test_missing_working_directory_is_reported(cli_client: Client, session: Session,
