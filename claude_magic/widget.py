@@ -52,7 +52,7 @@ class RowView:
 
     def __init__(self, panel: SessionPanel) -> None:
         self.session_id: str | None = None
-        self.switch_button = w.Button(description="switch", layout=w.Layout(width="66px"))
+        self.switch_button = w.Button(description="switch", layout=w.Layout(width="76px"))
         self.open_button = w.Button(description="open", layout=w.Layout(width="56px"))
         self.cells = w.HTML()
         self.switch_button.add_class("cm-switch")
@@ -119,7 +119,7 @@ class SessionPanel(w.VBox):
             w.HBox([self.filter_text, self.meta_filter]),
             w.HBox([self.sort_by, self.sort_desc, self.page_size, self.new_id, self.new_button,
                     self.refresh_button]),
-            self.status, self._header, self._grid,
+            self.status, self._grid,
             w.HBox([self.prev_button, self.page_label, self.next_button]),
         ])
         self.add_class("cm-panel")
@@ -127,6 +127,10 @@ class SessionPanel(w.VBox):
         self.workspace.observe(self._on_manager, "manager")
         self._attach(self.workspace.manager)
         self.reload()
+
+    def __repr__(self) -> str:
+        where = self.workspace.manager.location if self.workspace.manager else "no store"
+        return f"<SessionPanel {where}: {self.total} sessions, {self.matching} shown>"
 
     def _build_controls(self, page_size: int) -> None:
         self._title = _classed(w.HTML(), "cm-title")
@@ -155,8 +159,9 @@ class SessionPanel(w.VBox):
             tooltip="re-read the store (changes made by other processes)"), "cm-refresh")
         self.status = _classed(w.HTML(), "cm-status")
         self._header = _classed(w.HTML(), "cm-header")
+        self._head = (w.HTML(), w.HTML(), self._header)  # the header row: above the buttons
         self._grid = _classed(w.GridBox(layout=w.Layout(
-            grid_template_columns="auto auto 1fr", overflow="auto hidden")), "cm-table")
+            grid_template_columns="auto auto max-content", overflow="auto hidden")), "cm-table")
         self.prev_button = _classed(w.Button(description="previous", icon="chevron-left"),
                                     "cm-prev")
         self.next_button = _classed(w.Button(description="next", icon="chevron-right"),
@@ -232,11 +237,15 @@ class SessionPanel(w.VBox):
         self.page, pages, visible = self.table.page(page, self.page_size.value)
         while len(self._pool) < len(visible):
             self._pool.append(RowView(self))
-        current = self.workspace.current
+        current, width = self.workspace.current, f"{self.table.width()}px"
         for view, s in zip(self._pool, visible, strict=False):
             view.show(s, self.table.render(s), s.id == current)
+            if view.cells.layout.width != width:  # wide tables scroll sideways
+                view.cells.layout.width = width
+        if self._header.layout.width != width:
+            self._header.layout.width = width
         self._shown = len(visible)
-        children = tuple(x for view in self._pool[:len(visible)] for x in view.widgets)
+        children = self._head + tuple(x for v in self._pool[:len(visible)] for x in v.widgets)
         if self._grid.children != children:
             self._grid.children = children
         self._header.value = self.table.render(None, self.sort_by.value, self.sort_desc.value)
@@ -333,7 +342,8 @@ class SessionPanel(w.VBox):
             self._pending.add(None if event == "cleared" else session_id)
             if self._scheduled:
                 return
-            self._scheduled = self._loop is not None and not self._loop.is_closed()
+            loop = self._loop
+            self._scheduled = loop is not None and loop.is_running() and not loop.is_closed()
         if self._scheduled:
             self._loop.call_soon_threadsafe(self.flush)  # type: ignore[union-attr]
         else:
@@ -362,7 +372,8 @@ class SessionPanel(w.VBox):
         self._attach(None)
         self.workspace.unobserve(self._on_current, "current")
         self.workspace.unobserve(self._on_manager, "manager")
-        stack: list[Any] = [*self.children, *(x for v in self._pool for x in v.widgets)]
+        stack: list[Any] = [*self.children, *self._head,
+                            *(x for v in self._pool for x in v.widgets)]
         while stack:
             widget = stack.pop()
             stack.extend(getattr(widget, "children", ()))

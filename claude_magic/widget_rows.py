@@ -19,8 +19,8 @@ MAX_META_COLUMNS = 8
 META_WIDTH = 120
 #: (key, label, width in px, numeric); ``meta.<key>`` columns follow.
 BASE_COLUMNS: tuple[tuple[str, str, int, bool], ...] = (
-    ("id", "id", 240, False), ("created", "created", 128, False),
-    ("updated", "updated", 128, False), ("turns", "turns", 52, True),
+    ("id", "id", 240, False), ("created", "created", 142, False),
+    ("updated", "updated", 142, False), ("turns", "turns", 52, True),
     ("tokens", "tokens in / out", 124, True), ("cost", "cost", 76, True),
     ("model", "model", 150, False),
 )
@@ -163,6 +163,10 @@ class SessionRows:
 
     def columns(self) -> list[Column]:
         return [*BASE_COLUMNS, *((f"meta.{k}", k, META_WIDTH, False) for k in self.meta_keys)]
+
+    def width(self) -> int:
+        """The table's width in px (the sum of the column widths)."""
+        return sum(width for _, _, width, _ in self.columns())
 
     def render(self, s: SessionSummary | None, column: str = "", descending: bool = True) -> str:
         """One row's cells as HTML (``s=None``: the header, with the sort arrow)."""
