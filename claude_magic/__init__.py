@@ -25,6 +25,8 @@ _EXPORTS = {
     "Client": "client",
     "Config": "client",
     "Response": "client",
+    "Query": "client",
+    "Stream": "client",
     "panel": "widget",
     "to_dataframe": "export",
     "messages_dataframe": "export",
@@ -36,17 +38,35 @@ _EXPORTS = {
     "StorageError": "errors",
     "DamagedSession": "errors",
     "BackendError": "errors",
+    "AuthenticationError": "errors",
+    "RateLimitError": "errors",
+    "OverloadedError": "errors",
+    "BackendTimeout": "errors",
+    "BackendUnavailable": "errors",
+    "BadRequest": "errors",
+    "CLINotFound": "errors",
+    "ReplayMismatch": "errors",
+    "Workspace": "workspace",
 }
 
 __all__ = [*sorted(_EXPORTS), "load_ipython_extension", "unload_ipython_extension"]
 
 if TYPE_CHECKING:
+    from .client import Client, Config, Query, Response, Stream  # noqa: F401
     from .errors import (  # noqa: F401
+        AuthenticationError,
         BackendError,
+        BackendTimeout,
+        BackendUnavailable,
+        BadRequest,
         ClaudeMagicError,
+        CLINotFound,
         DamagedSession,
         InvalidMetadata,
         InvalidSessionId,
+        OverloadedError,
+        RateLimitError,
+        ReplayMismatch,
         SessionExists,
         SessionNotFound,
         StorageError,
@@ -61,6 +81,7 @@ if TYPE_CHECKING:
         Usage,
     )
     from .storage import StorageBackend  # noqa: F401
+    from .workspace import Workspace  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -119,13 +119,15 @@ def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response
         return response
     live = LiveAnswer("text" if fmt == "text" else "markdown",
                       interval=magics.update_interval)
-    chunks = query.stream()
-    try:
-        for chunk in chunks:
-            live.add(chunk)
-    except BaseException:
-        live.finish(live.text + ("\n\n*(answer incomplete)*" if live.text else ""))
-        raise
+    # the context manager closes the stream at once on an error or Ctrl-C, so the turn is
+    # recorded (prompt marked error, partial answer kept) before the error reaches the user
+    with query.stream() as chunks:
+        try:
+            for chunk in chunks:
+                live.add(chunk)
+        except BaseException:
+            live.finish(live.text + ("\n\n*(answer incomplete)*" if live.text else ""))
+            raise
     response = chunks.response
     live.finish(str(response), turn_metadata(response))
     return response

@@ -241,3 +241,23 @@ def test_claude_code_runs_in_the_notebook_directory(shell: TestingShell, store_d
     calls = fake.calls
     assert [c["cwd"] for c in calls] == [str(store_dir.parent)] * 2
     assert "--session-id" in calls[0]["argv"] and "--resume" in calls[1]["argv"]
+
+
+def test_mid_stream_failure_keeps_partial_answer(ip: TestingShell,
+                                                 server: FakeMessagesServer) -> None:
+    from claude_magic.errors import BackendError
+
+    ip.run_cell("%claude_session new partial")
+    server.fail_mid_stream("The first half", after=2)
+    with pytest.raises(BackendError) as info:
+        cell(ip, "", "Tell me everything")
+    assert len(info.value._render_traceback_()) == 1
+    final = answers(ip)[-1]["data"]["text/markdown"]
+    assert final.startswith("The first") and "answer incomplete" in final
+    messages = get_magics(ip).manager.resume("partial").messages
+    assert [(m.role, m.status) for m in messages] == [("user", "error"),
+                                                      ("assistant", "incomplete")]
+    server.reply("Second try works.")
+    cell(ip, "", "Again please")
+    sent = server.message_requests[-1].body["messages"]
+    assert sent == [{"role": "user", "content": "Again please"}]  # the failed turn is not resent
