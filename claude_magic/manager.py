@@ -126,7 +126,7 @@ class SessionManager:
         """The session with its messages; raises :class:`SessionNotFound` when missing."""
         session = self.get(session_id)
         if session is None:
-            raise SessionNotFound(session_id)
+            raise SessionNotFound(str(session_id))
         return session
 
     def delete(self, session_id: str) -> bool:

@@ -193,12 +193,17 @@ def check_json_value(value: Any, where: str) -> Any:
                               "store a flatter value") from None
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def clone_json(value: Any) -> Any:
     """A fast deep copy of plain JSON data (dicts and lists are copied, scalars shared)."""
-    if type(value) is dict:
-        return {key: clone_json(item) for key, item in value.items()}
-    if type(value) is list:
-        return [clone_json(item) for item in value]
+    kind = type(value)
+    if kind is dict:
+        return {key: item if type(item) in _SCALARS else clone_json(item)
+                for key, item in value.items()}
+    if kind is list:
+        return [item if type(item) in _SCALARS else clone_json(item) for item in value]
     return value
 
 
@@ -342,6 +347,10 @@ class SessionStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def copy(self) -> SessionStats:
+        return SessionStats(self.message_count, self.turns, self.input_tokens,
+                            self.output_tokens, self.cost_usd, self.last_model)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> SessionStats:

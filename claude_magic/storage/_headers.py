@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import InvalidSessionId, StorageError
 from ..session import Session, SessionId, SessionStats, SessionSummary, format_time, parse_time
@@ -110,17 +110,20 @@ def header_bytes(session: Session, stats: SessionStats) -> bytes:
     return dumps(doc, indent=2) + b"\n"
 
 
-@dataclass(slots=True)
-class Entry:
-    """What the cache knows about one ``<name>.json`` file."""
+class Entry(NamedTuple):
+    """What the cache knows about one ``<name>.json`` file (a tuple: cheap to make 10,000)."""
 
     session_id: SessionId
-    key: Key
-    trusted: bool
+    key: Key  # (inode, mtime_ns, size) of the file when it was read
+    trusted: bool  # the file was older than the trust margin when read
     updated: str | None = None  # format_time(updated_at) of a readable session, else None
     damage: DamagedEntry | None = None
     summary: SessionSummary | None = None  # filled when the file was parsed in this process
     saved: bool = False  # the saved index holds this very key
+
+
+_BY_ID = itemgetter(0)
+_BY_UPDATED = itemgetter(3)
 
 
 class HeaderCache:
@@ -169,15 +172,20 @@ class HeaderCache:
                 entry = previous.get(name)
                 try:
                     st = dirent.stat()
-                    session_id = entry.session_id if entry else SessionId(name[:-5])
+                    session_id = entry[0] if entry is not None else SessionId(name[:-5])
                 except (OSError, InvalidSessionId):
                     continue
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
-                if entry is None or not entry.trusted or entry.key != key:
+                if entry is None or not entry[2] or entry[1] != key:
                     changed = True
-                    entry = self._from_saved(saved, name, session_id, key)
+                    row = saved.get(name)
+                    if (type(row) is list and len(row) == 5 and row[0] == key[0]
+                            and row[1] == key[1] and row[2] == key[2]):
+                        entry = self._from_saved(name, session_id, key, row[3], row[4])
+                    else:
+                        entry = None
                     if entry is None:
-                        entry = self._read(name, session_id, key, st.st_mtime_ns < trust_before)
+                        entry = self._read(name, session_id, key, key[1] < trust_before)
                         if entry is None:
                             continue
                 if summaries and entry.updated is not None and entry.summary is None:
@@ -198,9 +206,10 @@ class HeaderCache:
         """Readable session ids, newest ``updated_at`` first (ties: larger id first)."""
         entries = self.scan()
         if self._order is None:
-            sessions = [(e.updated, e.session_id) for e in entries if e.updated is not None]
-            sessions.sort(reverse=True)
-            self._order = [session_id for _, session_id in sessions]
+            sessions = [e for e in entries if e.updated is not None]
+            sessions.sort(key=_BY_ID, reverse=True)  # two stable sorts: no key tuples to make
+            sessions.sort(key=_BY_UPDATED, reverse=True)
+            self._order = [e.session_id for e in sessions]
         return list(self._order)
 
     def _read(self, name: str, session_id: SessionId, key: Key, trusted: bool) -> Entry | None:
@@ -210,23 +219,21 @@ class HeaderCache:
                 raw = handle.read()
         except OSError:
             return None  # deleted while we looked, or a directory named *.json
-        entry = Entry(session_id, key, trusted)
         try:
             session, stats = parse_header(session_id, raw)
         except NotASession:
-            return entry
+            return Entry(session_id, key, trusted)
         except ValueError as exc:
-            entry.damage = DamagedEntry(str(path), str(exc), session_id)
-            return entry
-        entry.updated = format_time(session.updated_at)
-        entry.summary = SessionSummary(session.id, session.system_prompt, session.metadata,
-                                       session.settings, session.created_at,
-                                       session.updated_at, stats)
-        return entry
+            return Entry(session_id, key, trusted,
+                         damage=DamagedEntry(str(path), str(exc), session_id))
+        summary = SessionSummary(session.id, session.system_prompt, session.metadata,
+                                 session.settings, session.created_at, session.updated_at, stats)
+        return Entry(session_id, key, trusted, format_time(session.updated_at), None, summary)
 
     # --- the saved index ------------------------------------------------------------------
 
     def _load_saved(self) -> dict[str, Any]:
+        """The rows of ``.index.json`` (name -> [inode, mtime_ns, size, updated, damage])."""
         if self._saved_rows is None:
             self._saved_rows = {}
             try:
@@ -239,20 +246,16 @@ class HeaderCache:
                 self._saved_rows = doc["entries"]
         return self._saved_rows
 
-    def _from_saved(self, saved: dict[str, Any], name: str, session_id: SessionId,
-                    key: Key) -> Entry | None:
-        row = saved.get(name)
-        if type(row) is not list or len(row) != 5 or tuple(row[:3]) != key:
-            return None
-        updated, reason = row[3], row[4]
-        entry = Entry(session_id, key, True, saved=True)
-        if isinstance(updated, str):
-            entry.updated = updated
-        elif isinstance(reason, str):
-            entry.damage = DamagedEntry(str(self.root / name), reason, session_id)
-        elif updated is not None or reason is not None:
-            return None
-        return entry
+    def _from_saved(self, name: str, session_id: SessionId, key: Key, updated: Any,
+                    reason: Any) -> Entry | None:
+        if type(updated) is str and reason is None:
+            return Entry(session_id, key, True, updated, None, None, True)
+        if updated is None and type(reason) is str:
+            damage = DamagedEntry(str(self.root / name), reason, session_id)
+            return Entry(session_id, key, True, None, damage, None, True)
+        if updated is None and reason is None:
+            return Entry(session_id, key, True, None, None, None, True)
+        return None
 
     def _save(self) -> None:
         """Write the trusted entries to ``.index.json``; a cache, so failures are ignored."""
@@ -267,7 +270,7 @@ class HeaderCache:
         except OSError:
             return
         for name in rows:
-            self._entries[name].saved = True
+            self._entries[name] = self._entries[name]._replace(saved=True)
         self._saved_rows = rows
 
 

@@ -29,7 +29,7 @@ class Storage(Protocol):
 
     Implementations: :class:`~claude_magic.storage.memory.MemoryStorage`,
     :class:`~claude_magic.storage.files.DirectoryStorage`,
-    :class:`~claude_magic.storage.sqlite.SQLiteStorage`. ``tests/test_storage_contract.py``
+    :class:`~claude_magic.storage.sqlite.SQLiteStorage`. ``tests/storage/test_contract.py``
     is the definition of correct behaviour.
     """
 

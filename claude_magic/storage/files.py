@@ -23,7 +23,6 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -307,8 +306,9 @@ class DirectoryStorage:
             cached = [e.summary for e in self._headers.scan(summaries=True)
                       if e.updated is not None and e.summary is not None]
             rows = [  # copies, so callers cannot change the cache
-                replace(s, metadata=clone_json(s.metadata), settings=clone_json(s.settings),
-                        stats=replace(s.stats))
+                SessionSummary(s.id, s.system_prompt, clone_json(s.metadata),
+                               clone_json(s.settings), s.created_at, s.updated_at,
+                               s.stats.copy())
                 for s in cached
             ]
         return newest_first(rows)

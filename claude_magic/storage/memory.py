@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 
 from ..errors import SessionExists, SessionNotFound
@@ -39,7 +38,7 @@ class MemoryStorage:
         stored = session.checked_copy()
         with self._lock:
             if stored.id in self._sessions and not overwrite:
-                raise SessionExists(stored.id)
+                raise SessionExists(str(stored.id))
             if not preserve_times:
                 stored.created_at = stored.updated_at = self._clock.now()
             self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
@@ -58,7 +57,7 @@ class MemoryStorage:
     def _get(self, session_id: SessionId) -> Session:
         session = self._sessions.get(session_id)
         if session is None:
-            raise SessionNotFound(session_id)
+            raise SessionNotFound(str(session_id))
         return session
 
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
@@ -80,7 +79,7 @@ class MemoryStorage:
         with self._lock:
             session = self._get(session_id)
             if not 0 <= seq < len(session.messages):
-                raise IndexError(f"session {session_id!r} has no message {seq}")
+                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
             session.messages[seq].status = status
             session.messages[seq].error = error
             session.updated_at = self._clock.now()
@@ -110,7 +109,7 @@ class MemoryStorage:
                     settings=clone_json(s.settings),
                     created_at=s.created_at,
                     updated_at=s.updated_at,
-                    stats=copy.copy(self._stats[s.id]),
+                    stats=self._stats[s.id].copy(),
                 )
                 for s in self._sessions.values()
             ]

@@ -90,7 +90,8 @@ def test_create_existing_id_raises_session_exists(manager: SessionManager) -> No
     with pytest.raises(SessionExists) as caught:
         manager.create_session("dup").with_system_prompt("second").build()
     assert caught.value.session_id == "dup"
-    assert "\n" not in str(caught.value) and "dup" in str(caught.value)
+    assert "\n" not in str(caught.value) and "'dup'" in str(caught.value)
+    assert "SessionId(" not in str(caught.value)
     assert manager.resume("dup").system_prompt == "first"
     assert manager.count() == 1
 
@@ -154,7 +155,14 @@ def test_get_missing_is_none_and_resume_missing_raises(manager: SessionManager) 
     assert caught.value.session_id == "non-existent-session"
     assert isinstance(caught.value, ClaudeMagicError)
     message = str(caught.value)
-    assert "\n" not in message and "non-existent-session" in message
+    assert "\n" not in message and "'non-existent-session'" in message
+    with pytest.raises(SessionNotFound) as caught:
+        manager.resume(SessionId("non-existent-session"))
+    assert "SessionId(" not in str(caught.value)
+    with pytest.raises(IndexError) as index_error:
+        manager.create_session("x").build()
+        manager.mark(SessionId("x"), 3, "error")
+    assert "SessionId(" not in str(index_error.value)
 
 
 def test_resume_returns_the_whole_session(manager: SessionManager) -> None:
