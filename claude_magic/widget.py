@@ -23,7 +23,7 @@ from .widget_rows import BASE_COLUMNS, SessionRows
 from .workspace import Workspace
 
 if TYPE_CHECKING:
-    from .session import SessionSummary
+    from .session import Session, SessionSummary
     from .widget_detail import DetailView
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -93,13 +93,15 @@ class SessionPanel(w.VBox):
 
     def __init__(self, manager: SessionManager | None = None,
                  workspace: Workspace | None = None, *, page_size: int = 25,
-                 export_dir: str | Path | None = None) -> None:
+                 export_dir: str | Path | None = None,
+                 new_session: Callable[[str | None], Session] | None = None) -> None:
         if workspace is None:
             workspace = Workspace(manager=manager or SessionManager())
         elif manager is not None and workspace.manager is not manager:
             workspace.manager = manager
         self.workspace = workspace
         self.export_dir = Path(export_dir) if export_dir is not None else None
+        self.new_session = new_session or (lambda sid: self.manager.create_session(sid).build())
         self.table = SessionRows()
         self.page = 0
         self._manager: SessionManager | None = None
@@ -314,7 +316,7 @@ class SessionPanel(w.VBox):
     def new(self, session_id: str | None = None) -> None:
         """Create a session (a fresh id unless given) and switch to it."""
         def act() -> str:
-            session = self.manager.create_session(session_id).build()
+            session = self.new_session(session_id)
             self.workspace.current = session.id
             self.new_id.value = ""
             return f"Created session {session.id} and switched to it."
@@ -382,12 +384,14 @@ class SessionPanel(w.VBox):
 
 
 def panel(manager: SessionManager | None = None, workspace: Workspace | None = None, *,
-          page_size: int = 25, export_dir: str | Path | None = None) -> SessionPanel:
+          page_size: int = 25, export_dir: str | Path | None = None,
+          new_session: Callable[[str | None], Session] | None = None) -> SessionPanel:
     """Open the session browser.
 
     Without arguments it uses the ``%load_ext claude_magic`` workspace of the running shell
     (so *switch* changes the magics' current session), else the directory store
     ``.claude_sessions``. ``export_dir``: where *export* writes (default: the working dir).
+    ``new_session(id_or_None) -> Session`` creates sessions for *new* (default: a bare one).
     """
     if manager is None and workspace is None:
         magics = None
@@ -401,4 +405,5 @@ def panel(manager: SessionManager | None = None, workspace: Workspace | None = N
             manager, workspace = magics.manager, magics.workspace
         else:
             manager = SessionManager(".claude_sessions")
-    return SessionPanel(manager, workspace, page_size=page_size, export_dir=export_dir)
+    return SessionPanel(manager, workspace, page_size=page_size, export_dir=export_dir,
+                        new_session=new_session)

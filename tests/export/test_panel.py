@@ -296,6 +296,17 @@ def test_new_and_fork(manager: SessionManager, ws: Workspace, filled: Fill,
     assert f"Forked session s-old into {forks[0]}." in p.status.value
 
 
+def test_new_uses_the_given_factory(manager: SessionManager, ws: Workspace,
+                                    opened: Callable[..., SessionPanel]) -> None:
+    def create(session_id: str | None) -> Session:  # e.g. the magics' default system prompt
+        return manager.create_session(session_id).with_system_prompt("Be brief.").build()
+
+    p = opened(new_session=create)
+    p.new_id.value = "briefed"
+    p.new_button.click()
+    assert ws.current == "briefed" and manager.resume("briefed").system_prompt == "Be brief."
+
+
 def test_export_button_writes_the_file(tmp_path: Path, manager: SessionManager, filled: Fill,
                                        opened: Callable[..., SessionPanel]) -> None:
     filled(manager)
