@@ -96,9 +96,9 @@ def median_ms(func: Callable[[], Any], runs: int,
     return statistics.median(samples)
 
 
-def once_ms(func: Callable[[], Any]) -> float:
+def once_ms(func: Callable[..., Any], *args: Any) -> float:
     start = time.perf_counter()
-    func()
+    func(*args)
     return (time.perf_counter() - start) * 1000
 
 
@@ -315,11 +315,11 @@ def bench_store(kind: str, work: Path, sessions: int, messages: int, appends: in
         raw.create(Session(id=SessionId(sid)))
     first_ms, later_ms, raw_first, raw_later = [], [], [], []
     note = Message("user", "one more question about the data " * 4)
-    for k in range(appends):
-        first_ms.append(once_ms(lambda: manager.append(empty[k], note)))
-        later_ms.append(once_ms(lambda: manager.append(big[k], note)))
-        raw_first.append(once_ms(lambda: raw.append(empty[k], note)))
-        raw_later.append(once_ms(lambda: raw.append(big[k], note)))
+    for short, long in zip(empty, big, strict=True):
+        first_ms.append(once_ms(manager.append, short, note))
+        later_ms.append(once_ms(manager.append, long, note))
+        raw_first.append(once_ms(raw.append, short, note))
+        raw_later.append(once_ms(raw.append, long, note))
     first_m, later_m = statistics.median(first_ms), statistics.median(later_ms)
     raw_f, raw_l = statistics.median(raw_first), statistics.median(raw_later)
     add("append 1st message", first_m, raw_name, raw_f)

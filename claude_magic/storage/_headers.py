@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..errors import InvalidSessionId, StorageError
 from ..session import Session, SessionId, SessionStats, SessionSummary, format_time, parse_time
-from ._jsonio import dumps, loads, write_atomic
+from ._jsonio import dumps, loads, read_file, write_atomic
 from .base import DamagedEntry, warn_damaged
 
 FORMAT = "claude-magic/session"
@@ -92,15 +92,19 @@ def _object(value: Any, name: str) -> dict[str, Any]:
 
 def _stats(value: Any) -> SessionStats:
     data = _object(value, "stats")
-    stats = SessionStats.from_dict(data)
-    for name in ("message_count", "turns", "input_tokens", "output_tokens"):
-        if type(getattr(stats, name)) is not int:
+    counts = [data.get(name, 0) for name in _COUNTS]
+    for name, count in zip(_COUNTS, counts, strict=True):
+        if type(count) is not int:
             raise TypeError(f"stats.{name} must be an integer")
-    if type(stats.cost_usd) not in (int, float):
+    cost, model = data.get("cost_usd", 0.0), data.get("last_model")
+    if type(cost) not in (int, float):
         raise TypeError("stats.cost_usd must be a number")
-    if stats.last_model is not None and not isinstance(stats.last_model, str):
+    if model is not None and type(model) is not str:
         raise TypeError("stats.last_model must be a string")
-    return stats
+    return SessionStats(*counts, cost, model)
+
+
+_COUNTS = ("message_count", "turns", "input_tokens", "output_tokens")
 
 
 def header_bytes(session: Session, stats: SessionStats) -> bytes:
@@ -131,6 +135,7 @@ class HeaderCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.index_path = root / INDEX_NAME
         self._entries: dict[str, Entry] = {}
         self._saved_rows: dict[str, Any] | None = None  # the index file, until the first scan
@@ -213,10 +218,9 @@ class HeaderCache:
         return list(self._order)
 
     def _read(self, name: str, session_id: SessionId, key: Key, trusted: bool) -> Entry | None:
-        path = self.root / name
+        path = os.path.join(self._root, name)
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
+            raw = read_file(path, key[2])
         except OSError:
             return None  # deleted while we looked, or a directory named *.json
         try:
@@ -225,7 +229,7 @@ class HeaderCache:
             return Entry(session_id, key, trusted)
         except ValueError as exc:
             return Entry(session_id, key, trusted,
-                         damage=DamagedEntry(str(path), str(exc), session_id))
+                         damage=DamagedEntry(path, str(exc), session_id))
         summary = SessionSummary(session.id, session.system_prompt, session.metadata,
                                  session.settings, session.created_at, session.updated_at, stats)
         return Entry(session_id, key, trusted, format_time(session.updated_at), None, summary)
