@@ -81,9 +81,18 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is taken to be UTC already (as :func:`parse_time`)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+
+
 def format_time(value: datetime) -> str:
-    """A fixed-width ISO-8601 UTC string, so text order is time order."""
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    """A fixed-width ISO-8601 UTC string, so text order is time order (naive means UTC)."""
+    return as_utc(value).isoformat(timespec="microseconds")
 
 
 _ISO_FIX = re.compile(r"(\.\d{6})\d+|Z$")
@@ -119,7 +128,6 @@ class MonotonicClock:
             current = self._last + timedelta(microseconds=1)
         self._last = current
         return current
-
 
 
 def is_utf8(text: str) -> bool:
@@ -273,6 +281,7 @@ class Message:
         if self.role not in ROLES:
             raise ValueError(f"message role must be one of {ROLES}, got {self.role!r}")
         check_status(self.status)
+        self.created_at = as_utc(self.created_at)
         check_text(self.content, "message content")
         check_text(self.error, "message error", optional=True)
 
@@ -375,6 +384,8 @@ class Session:
 
     def __post_init__(self) -> None:
         self.id = SessionId(self.id)
+        self.created_at = as_utc(self.created_at)
+        self.updated_at = as_utc(self.updated_at)
 
     @property
     def stats(self) -> SessionStats:
@@ -384,23 +395,23 @@ class Session:
     def checked_copy(self) -> Session:
         """A deep copy after checking every field a store writes; raises before any write.
 
-        The id is validated, the prompt must be text, metadata and settings plain JSON, and
-        messages are renumbered ``0..n-1``. Stores call this first in ``create``.
+        The id is validated, the prompt must be text, metadata and settings plain JSON, times
+        become UTC (naive ones are taken as UTC) and messages are renumbered ``0..n-1``.
+        Stores call this first in ``create``.
         """
-        for name in ("created_at", "updated_at"):
-            value = getattr(self, name)
-            if not isinstance(value, datetime) or value.tzinfo is None:
-                raise TypeError(f"session {name} must be a timezone-aware datetime")
         messages = []
         for seq, message in enumerate(self.messages):
             if not isinstance(message, Message):
                 raise TypeError(f"session messages must be Message, got {type(message).__name__}")
             copied = message.copy()
             copied.seq = seq
+            copied.created_at = as_utc(copied.created_at)
             messages.append(copied)
         return replace(
             self,
             id=SessionId(self.id),
+            created_at=as_utc(self.created_at),
+            updated_at=as_utc(self.updated_at),
             system_prompt=check_text(self.system_prompt, "system prompt", optional=True),
             metadata=check_metadata(self.metadata),
             settings=check_settings(self.settings),

@@ -442,6 +442,22 @@ def test_timestamps_are_utc_and_updated_at_moves(manager: SessionManager) -> Non
         assert value.utcoffset() == timedelta(0)
 
 
+def test_times_become_utc_and_naive_means_utc(manager: SessionManager) -> None:
+    paris = timezone(timedelta(hours=2))
+    local = datetime(2024, 6, 1, 14, 0, tzinfo=paris)
+    naive = datetime(2024, 6, 1, 12, 0)
+    stored = manager.import_session(Session(
+        id=SessionId("tz"), created_at=local, updated_at=naive,
+        messages=[Message("user", "q", created_at=naive)]))
+    appended = manager.append("tz", Message("assistant", "a", created_at=local))
+    loaded = manager.resume("tz")
+    noon = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
+    for value in (stored.created_at, stored.messages[0].created_at, appended.created_at,
+                  loaded.created_at, loaded.messages[0].created_at,
+                  loaded.messages[1].created_at):
+        assert value == noon and value.tzinfo is timezone.utc
+
+
 def test_unicode_and_nested_metadata_round_trip(manager: SessionManager) -> None:
     with pytest.raises(InvalidSessionId):
         manager.create_session("\u00fc-nicode")  # ids are ASCII; everything else is free
