@@ -70,7 +70,10 @@ def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = Tr
 
 
 def sync_dir(directory: Path) -> None:
-    """fsync a directory, so renames and unlinks in it survive a power cut."""
+    """fsync a directory, so renames and unlinks in it survive a power cut (not on Windows,
+    which cannot open a directory and makes renames durable itself)."""
+    if os.name == "nt":
+        return
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
