@@ -292,7 +292,12 @@ def _nothing(p: MagicArgumentParser) -> None:
 def cmd_panel(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
     from ..widget import panel
 
-    return panel(manager=magics.manager, workspace=magics.workspace)
+    def new_session(session_id: str | None) -> Any:
+        builder = magics.manager.create_session(session_id)
+        return builder.with_system_prompt(magics.system_prompt).build()
+
+    return panel(manager=magics.manager, workspace=magics.workspace,
+                 export_dir=magics.notebook_dir, new_session=new_session)
 
 
 def _storage(p: MagicArgumentParser) -> None:

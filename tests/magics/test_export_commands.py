@@ -91,3 +91,14 @@ def test_panel_shares_the_current_session(talked: TestingShell) -> None:
     panel.switch("second")  # the panel switches; the magics follow
     assert magics.workspace.current == "second"
     panel.close()
+
+
+def test_panel_new_uses_the_default_system_prompt(talked: TestingShell) -> None:
+    talked.run_cell("%config ClaudeMagics.system_prompt = 'From config'")
+    panel = talked.run_cell("%claude_session panel").result
+    panel.new_id.value = "from-panel"
+    panel.new_button.click()
+    magics = get_magics(talked)
+    assert magics.manager.resume("from-panel").system_prompt == "From config"
+    assert magics.workspace.current == "from-panel"
+    panel.close()
