@@ -28,17 +28,16 @@ DEFAULT_DIRECTORY = ".claude_sessions"
 def notebook_directory(shell: Any) -> Path:
     """The directory of the running notebook, else the kernel's working directory.
 
-    Jupyter sets ``JPY_SESSION_NAME`` to the notebook's path; VS Code puts
-    ``__vsc_ipynb_file__`` in the user namespace.
+    Jupyter Server sets ``JPY_SESSION_NAME`` to the notebook's absolute path (a relative one is
+    relative to the server's root, which the kernel does not know: its working directory is
+    then the notebook's); VS Code puts ``__vsc_ipynb_file__`` in the user namespace.
     """
     candidates = [os.environ.get("JPY_SESSION_NAME"),
                   getattr(shell, "user_ns", {}).get("__vsc_ipynb_file__")]
     for candidate in candidates:
         if candidate and str(candidate).endswith(".ipynb"):
             path = Path(candidate).expanduser()
-            if not path.is_absolute():
-                path = Path.cwd() / path
-            if path.parent.is_dir():
+            if path.is_absolute() and path.parent.is_dir():
                 return path.parent.resolve()
     return Path.cwd().resolve()
 

@@ -307,3 +307,20 @@ def test_restart_keeps_sessions(shell: TestingShell, store_dir: Path) -> None:
     run(ip, "%claude_session switch keep")
     assert current(ip) == "keep"
     assert json.loads((store_dir / "keep.json").read_text())["metadata"] == {"note": "kept"}
+
+
+def test_vscode_notebook_path(store_dir: Path, tmp_path: Path) -> None:
+    notebook_dir = tmp_path / "vs"
+    notebook_dir.mkdir()
+    ip = TestingShell.fresh()
+    ip.user_ns["__vsc_ipynb_file__"] = str(notebook_dir / "n.ipynb")
+    ip.run_cell("%load_ext claude_magic")
+    assert get_magics(ip).notebook_dir == notebook_dir
+
+
+def test_relative_session_name_means_working_directory(store_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JPY_SESSION_NAME", "sub/analysis.ipynb")
+    ip = TestingShell.fresh()
+    ip.run_cell("%load_ext claude_magic")
+    assert get_magics(ip).storage_spec == str(store_dir)
