@@ -346,8 +346,9 @@ class DirectoryStorage:
         return damage
 
     def close(self) -> None:
-        self._headers.reset()
-        self._line_damage.clear()
+        with self._mutex:
+            self._headers.reset()
+            self._line_damage.clear()
 
 
 def _loads_or_none(line: bytes) -> dict[str, Any] | None:

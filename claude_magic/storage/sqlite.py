@@ -4,8 +4,9 @@ WAL journal, a busy timeout, foreign keys with cascade, ordered migrations recor
 ``_migrations`` table, parameterized SQL only, and one ``BEGIN IMMEDIATE`` transaction per
 logical write, so several kernels can share one database file.
 
-Each session row carries ``readable``, a column SQLite itself computes on every write (ours or
-anyone's): whether the id is valid and the JSON and time columns are well formed. Listing and
+Each session row carries ``readable``, a generated column SQLite itself computes (for our
+writes and anyone else's): whether the id is valid and the JSON and time columns are well
+formed. Listing and
 counting read only ``(readable, updated_at, id)`` from an index, so they stay fast at 10,000
 sessions, and a row damaged by another tool is skipped and reported instead of listed.
 """
@@ -75,12 +76,12 @@ _MESSAGE_OK = (f"typeof(extra) = 'text' AND json_valid(extra) AND role IN ('user
 
 
 def _m001_initial(db: sqlite3.Connection) -> None:
-    db.execute(f"""
+    db.execute("""
         CREATE TABLE sessions (
-            id            TEXT NOT NULL PRIMARY KEY,
+            id            TEXT PRIMARY KEY,
             system_prompt TEXT,
-            metadata      TEXT NOT NULL DEFAULT '{{}}',
-            settings      TEXT NOT NULL DEFAULT '{{}}',
+            metadata      TEXT NOT NULL DEFAULT '{}',
+            settings      TEXT NOT NULL DEFAULT '{}',
             created_at    TEXT NOT NULL,
             updated_at    TEXT NOT NULL,
             message_count INTEGER NOT NULL DEFAULT 0,
@@ -88,10 +89,9 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             input_tokens  INTEGER NOT NULL DEFAULT 0,
             output_tokens INTEGER NOT NULL DEFAULT 0,
             cost_usd      REAL NOT NULL DEFAULT 0,
-            last_model    TEXT,
-            readable      INTEGER NOT NULL GENERATED ALWAYS AS ({_READABLE}) STORED
+            last_model    TEXT
         )""")
-    db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id)")
+    db.execute("CREATE INDEX sessions_updated_at ON sessions (updated_at)")
     db.execute("""
         CREATE TABLE messages (
             id            INTEGER PRIMARY KEY,
@@ -112,11 +112,20 @@ def _m001_initial(db: sqlite3.Connection) -> None:
     db.execute("CREATE UNIQUE INDEX messages_session_seq ON messages (session_id, seq)")
 
 
+def _m002_readable(db: sqlite3.Connection) -> None:
+    """``readable``, computed by SQLite, and the index that lists readable sessions by time."""
+    db.execute("ALTER TABLE sessions ADD COLUMN readable INTEGER "
+               f"GENERATED ALWAYS AS ({_READABLE}) VIRTUAL")
+    db.execute("DROP INDEX sessions_updated_at")
+    db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id)")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
+    ("002_readable", _m002_readable),
 )
-#: Generated columns (``readable``) need SQLite 3.31.
+#: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)
 
 

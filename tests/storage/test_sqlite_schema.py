@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from claude_magic.errors import StorageError
+from claude_magic.errors import StorageError, StorageWarning
 from claude_magic.session import Message, parse_time
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import SQLiteStorage
 
 SESSIONS_COLUMNS = [
-    # (name, type, notnull, default, pk, hidden: 0 plain, 3 stored generated)
-    ("id", "TEXT", 1, None, 1, 0),
+    # (name, type, notnull, default, pk, hidden: 0 plain, 2 virtual generated)
+    ("id", "TEXT", 0, None, 1, 0),
     ("system_prompt", "TEXT", 0, None, 0, 0),
     ("metadata", "TEXT", 1, "'{}'", 0, 0),
     ("settings", "TEXT", 1, "'{}'", 0, 0),
@@ -26,7 +26,7 @@ SESSIONS_COLUMNS = [
     ("output_tokens", "INTEGER", 1, "0", 0, 0),
     ("cost_usd", "REAL", 1, "0", 0, 0),
     ("last_model", "TEXT", 0, None, 0, 0),
-    ("readable", "INTEGER", 1, None, 0, 3),
+    ("readable", "INTEGER", 0, None, 0, 2),
 ]
 MESSAGES_COLUMNS = [
     ("id", "INTEGER", 0, None, 1, 0),
@@ -102,6 +102,37 @@ def test_a_blank_database_migrates_to_the_exact_schema(tmp_path: Path) -> None:
     assert parse_time(rows[0][1]).tzinfo is not None
 
 
+def test_a_database_at_an_older_migration_is_upgraded_with_its_rows(tmp_path: Path) -> None:
+    """A store written before ``002_readable`` keeps its sessions and gains the listing index."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        name, first = sqlite_store.MIGRATIONS[0]
+        first(db)
+        db.execute("INSERT INTO _migrations VALUES (?, '2025-01-01T00:00:00+00:00')", (name,))
+        for sid, when, meta in (("old", "2025-01-01", "{}"), ("new", "2025-02-01", '{"a":1}'),
+                                ("bad", "2025-03-01", "{oops")):
+            db.execute("INSERT INTO sessions (id, metadata, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?)", (sid, meta, f"{when}T00:00:00.000000+00:00",
+                                               f"{when}T00:00:00.000000+00:00"))
+        db.execute("INSERT INTO messages (session_id, seq, role, content, created_at) "
+                   "VALUES ('old', 0, 'user', 'kept', '2025-01-01T00:00:00+00:00')")
+    from claude_magic.manager import SessionManager
+
+    with SessionManager.with_storage(f"sqlite:///{path}") as manager:
+        with pytest.warns(StorageWarning, match="bad"):
+            assert manager.list() == ["new", "old"]
+        assert manager.resume("old").messages[0].content == "kept"
+        assert manager.resume("new").metadata == {"a": 1}
+    assert schema(path) == schema_of_blank(tmp_path)
+
+
+def schema_of_blank(tmp_path: Path) -> dict[str, object]:
+    blank = tmp_path / "blank-for-comparison.db"
+    SQLiteStorage(blank).close()
+    return schema(blank)
+
+
 def test_reopening_applies_nothing_again(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     SQLiteStorage(path).close()
@@ -128,14 +159,14 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
         db.execute("CREATE INDEX sessions_tags ON sessions (tags)")  # needs 002 first
 
     monkeypatch.setattr(sqlite_store, "MIGRATIONS",
-                        (*sqlite_store.MIGRATIONS, ("002_tags", add_tags),
-                         ("003_tags_index", add_index)))
+                        (*sqlite_store.MIGRATIONS, ("900_tags", add_tags),
+                         ("901_tags_index", add_index)))
     SQLiteStorage(path).close()
     SQLiteStorage(path).close()
     assert ran == ["002", "003"]
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
-            "001_initial", "002_tags", "003_tags_index"]
+            "001_initial", "002_readable", "900_tags", "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
@@ -148,7 +179,7 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
         db.execute("ALTER TABLE sessions ADD COLUMN half_done TEXT")
         db.execute("THIS IS NOT SQL")
 
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", (*sqlite_store.MIGRATIONS, ("002", broken)))
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", (*sqlite_store.MIGRATIONS, ("900", broken)))
     with pytest.raises(StorageError) as caught:
         SQLiteStorage(path)
     assert "\n" not in str(caught.value)
