@@ -16,8 +16,16 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..errors import InvalidSessionId, StorageError
-from ..session import Session, SessionId, SessionStats, SessionSummary, format_time, parse_time
+from ..errors import StorageError
+from ..session import (
+    _VALID_ID,
+    Session,
+    SessionId,
+    SessionStats,
+    SessionSummary,
+    format_time,
+    parse_time,
+)
 from ._jsonio import dumps, loads, read_file, write_atomic
 from .base import DamagedEntry, warn_damaged
 
@@ -157,6 +165,7 @@ class HeaderCache:
         """An entry for every header file; with ``summaries`` each session's is parsed."""
         start = time.time_ns()
         trust_before = start - TRUST_MARGIN_NS
+        valid_id, new_str = _VALID_ID.fullmatch, str.__new__
         saved = self._load_saved()
         previous = self._entries
         fresh: dict[str, Entry] = {}
@@ -175,10 +184,15 @@ class HeaderCache:
                         _remove_if_stale(dirent, start)
                     continue
                 entry = previous.get(name)
+                if entry is not None:
+                    session_id = entry[0]
+                elif valid_id(name, 0, len(name) - 5):
+                    session_id = new_str(SessionId, name[:-5])  # valid_id checked it
+                else:
+                    continue  # not a session id: not ours
                 try:
                     st = dirent.stat()
-                    session_id = entry[0] if entry is not None else SessionId(name[:-5])
-                except (OSError, InvalidSessionId):
+                except OSError:
                     continue
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
                 if entry is None or not entry[2] or entry[1] != key:
@@ -186,20 +200,23 @@ class HeaderCache:
                     row = saved.get(name)
                     if (type(row) is list and len(row) == 5 and row[0] == key[0]
                             and row[1] == key[1] and row[2] == key[2]):
-                        entry = self._from_saved(name, session_id, key, row[3], row[4])
+                        if type(row[3]) is str and row[4] is None:  # the common case, inline
+                            entry = Entry(session_id, key, True, row[3], None, None, True)
+                        else:
+                            entry = self._from_saved(name, session_id, key, row[3], row[4])
                     else:
                         entry = None
                     if entry is None:
                         entry = self._read(name, session_id, key, key[1] < trust_before)
                         if entry is None:
                             continue
-                if summaries and entry.updated is not None and entry.summary is None:
-                    entry = self._read(name, session_id, key, entry.trusted) or entry
-                if entry.damage is not None and (name, key) not in self._warned:
+                if summaries and entry[3] is not None and entry[5] is None:
+                    entry = self._read(name, session_id, key, entry[2]) or entry
+                if entry[4] is not None and (name, key) not in self._warned:
                     self._warned.add((name, key))
-                    warn_damaged(entry.damage)
+                    warn_damaged(entry[4])
                 fresh[name] = entry
-                unsaved += entry.trusted and not entry.saved
+                unsaved += entry[2] and not entry[6]
         if changed or len(fresh) != len(previous):
             self._order = None
         self._entries = fresh

@@ -58,6 +58,7 @@ def sql_accepts(db: sqlite3.Connection, value: str) -> bool:
     return bool(db.execute(f"SELECT {ID_OK} FROM (SELECT ? AS id)", (value,)).fetchone()[0])
 
 
+@pytest.mark.slow
 def test_generated_ids_are_refused_or_stored_inside_the_directory() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         parent = Path(tmp)
