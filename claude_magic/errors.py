@@ -15,6 +15,17 @@ class ClaudeMagicError(Exception):
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
 
 
+class MagicUsageError(ClaudeMagicError, ValueError):
+    """A magic was called wrongly (bad option, unknown subcommand, nothing to send).
+
+    Unlike IPython's own ``UsageError`` it is a real error of the cell, so "Run All" stops and
+    notebook tests (nbval) fail on it; it still shows as one line.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mUsageError\x1b[0m: {self}"]
+
+
 # --- sessions and storage ---------------------------------------------------------------
 
 
@@ -46,8 +57,8 @@ class SessionExists(ClaudeMagicError):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         super().__init__(
-            f"session {session_id!r} already exists; pick another id, or pass overwrite=True "
-            "to replace it"
+            f"session {session_id!r} already exists; pick another id, or replace it "
+            "(builder.overwrite(), import_session(..., overwrite=True), --overwrite)"
         )
 
 

@@ -195,9 +195,13 @@ def session_header_markdown(session: Session, *, level: int = 1) -> str:
     return "\n".join(lines)
 
 
+# who wrote an answer, by backend: offline answers never read as a model's
+_ANSWERED_BY = {"echo": "Offline echo (no model)", "replay": "Claude (replayed)"}
+
+
 def message_markdown(message: Message) -> str:
     """One message as Markdown: a byline, a visible warning if it failed, then its text."""
-    who = "You" if message.role == "user" else "Claude"
+    who = "You" if message.role == "user" else _ANSWERED_BY.get(message.backend or "", "Claude")
     parts = [f"**{who}**"]
     if message.model and message.role == "assistant":
         parts.append(f"`{message.model}`")

@@ -1,4 +1,4 @@
-"""Argument parsing for the magics: argparse that raises ``UsageError``, KEY=VALUE pairs,
+"""Argument parsing for the magics: argparse that raises ``MagicUsageError``, KEY=VALUE pairs,
 and did-you-mean suggestions."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
-from IPython.core.error import UsageError
+from ..errors import MagicUsageError
 
 
 class HelpShown(Exception):
@@ -18,7 +19,7 @@ class HelpShown(Exception):
 
 
 class MagicArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one-line ``UsageError``s, never ``SystemExit``."""
+    """An ``ArgumentParser`` raising one-line ``MagicUsageError``s, never ``SystemExit``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("add_help", True)
@@ -26,11 +27,11 @@ class MagicArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, exit_on_error=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise MagicUsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if status:
-            raise UsageError(f"{self.prog}: {message or 'invalid arguments'}")
+            raise MagicUsageError(f"{self.prog}: {message or 'invalid arguments'}")
         raise HelpShown
 
     def parse(self, line: str | list[str]) -> argparse.Namespace:
@@ -42,12 +43,27 @@ class MagicArgumentParser(argparse.ArgumentParser):
             self.error(str(exc))
 
 
-def split_line(line: str) -> list[str]:
-    """Split a magic's line like a shell would, with a clear error on unbalanced quotes."""
+_VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def split_line(line: str, namespace: Mapping[str, Any] | None = None) -> list[str]:
+    """Split a magic's line like a shell would, with a clear error on unbalanced quotes.
+
+    With a ``namespace``, ``$name`` inside a word is replaced by ``str(value)`` when ``name``
+    exists there (after splitting, so a value with spaces stays one word).
+    """
     try:
-        return shlex.split(line)
+        words = shlex.split(line)
     except ValueError as exc:
-        raise UsageError(f"cannot read the arguments ({exc}); check the quotes") from None
+        raise MagicUsageError(f"cannot read the arguments ({exc}); check the quotes") from None
+    if namespace is None:
+        return words
+
+    def expand(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return str(namespace[name]) if name in namespace else match.group(0)
+
+    return [_VARIABLE.sub(expand, word) for word in words]
 
 
 def parse_value(text: str) -> Any:
@@ -64,7 +80,7 @@ def parse_pairs(pairs: Iterable[str], what: str = "--meta") -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"{what} expects KEY=VALUE, got {pair!r}")
+            raise MagicUsageError(f"{what} expects KEY=VALUE, got {pair!r}")
         result[key.strip()] = parse_value(value)
     return result
 

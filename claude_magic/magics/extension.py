@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Dict, Float, Int, Unicode, observe
 
+from ..errors import MagicUsageError
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class ClaudeMagics(Magics):
             try:
                 config = Config(**options)
             except (TypeError, ValueError) as exc:
-                raise UsageError(f"check %config ClaudeMagics: {exc}") from None
+                raise MagicUsageError(f"check %config ClaudeMagics: {exc}") from None
             self._client = Client(config, manager=self.manager)
         return self._client
 

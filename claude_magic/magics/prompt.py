@@ -8,10 +8,10 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
 from IPython.display import JSON, display
 
-from .arguments import HelpShown, MagicArgumentParser
+from ..errors import MagicUsageError
+from .arguments import HelpShown, MagicArgumentParser, split_line
 from .interpolation import interpolate
 from .rendering import LiveAnswer, show_answer
 from .session_commands import current_id
@@ -78,7 +78,7 @@ def _build_query(magics: ClaudeMagics, args: argparse.Namespace, prompt: str,
         query = query.system(args.system)
     if args.max_tokens is not None:
         if args.max_tokens <= 0:
-            raise UsageError("--max-tokens must be a positive number")
+            raise MagicUsageError("--max-tokens must be a positive number")
         query = query.max_tokens(args.max_tokens)
     return query
 
@@ -107,8 +107,8 @@ def parse_json_answer(response: Response) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise UsageError(f"the answer is not valid JSON ({exc}); it is kept as turn "
-                         f"{response.turn} of session {response.session_id}") from None
+        raise MagicUsageError(f"the answer is not valid JSON ({exc}); it is kept as turn "
+                              f"{response.turn} of session {response.session_id}") from None
 
 
 def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response:
@@ -136,15 +136,15 @@ def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response
 def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
     """Run ``%%claude`` (``line`` = options, ``cell`` = prompt) or ``%claude PROMPT``."""
     try:
-        args = prompt_parser().parse(line)
+        args = prompt_parser().parse(split_line(line, magics.shell.user_ns))
     except HelpShown:
         return None
     use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
     cell = cell.rstrip("\n")  # IPython ends every cell body with a newline
     prompt = interpolate(cell, magics.shell.user_ns) if use_interpolation else cell
     if not prompt.strip():
-        raise UsageError("nothing to send: write the prompt in the cell under %%claude "
-                         "(or after %claude)")
+        raise MagicUsageError("nothing to send: write the prompt in the cell under %%claude "
+                              "(or after %claude)")
     session_id = _session_for(magics, args)
     query = _build_query(magics, args, prompt, session_id)
     stream = magics.stream if args.stream is None else args.stream

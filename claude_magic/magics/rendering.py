@@ -7,6 +7,7 @@ look right in JupyterLab, in a terminal IPython and in a saved notebook.
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -73,8 +74,12 @@ def show_answer(text: str, fmt: str, metadata: MetadataDict) -> None:
     display(PlainText(text) if fmt == "text" else MarkdownText(text), metadata=metadata)
 
 
-def _short(value: Any, width: int = 40) -> str:
-    text = value if isinstance(value, str) else repr(value)
+def _as_text(value: Any) -> str:
+    """Metadata as the user typed it: strings bare, everything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _short(text: str, width: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -96,15 +101,16 @@ class SessionTable:
                 str(s.stats.input_tokens + s.stats.output_tokens),
                 f"{s.stats.cost_usd:.4f}" if s.stats.cost_usd else "",
                 s.settings.get("model") or s.stats.last_model or "",
-                ", ".join(f"{k}={_short(v, 20)}" for k, v in s.metadata.items()),
+                ", ".join(f"{k}={_short(_as_text(v), 20)}" for k, v in s.metadata.items()),
             )
             for s in summaries
         ]
+        self.has_current = any(row[0] for row in self.rows)
 
     def _caption(self) -> str:
         count = len(self.rows)
         noun = "session" if count == 1 else "sessions"
-        return f"{count} {noun} in {self.location}" + (" (* = current)" if count else "")
+        return f"{count} {noun} in {self.location}" + (" (* = current)" if self.has_current else "")
 
     def __repr__(self) -> str:
         if not self.rows:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.error import UsageError
-
+from ..errors import MagicUsageError
 from ..session import SessionId
 from .arguments import HelpShown, MagicArgumentParser, did_you_mean, parse_pairs, split_line
 from .rendering import MarkdownText, SessionTable
@@ -47,9 +46,10 @@ def resolve_id(magics: ClaudeMagics, text: str) -> SessionId:
         return matches[0]
     if matches:
         shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
-        raise UsageError(f"{text!r} matches {len(matches)} sessions ({shown}); type more of the id")
-    raise UsageError(f"no session {text!r} in {magics.manager.location}"
-                     f"{did_you_mean(text, ids)}; see %claude_session list")
+        raise MagicUsageError(f"{text!r} matches {len(matches)} sessions ({shown}); "
+                              "type more of the id")
+    raise MagicUsageError(f"no session {text!r} in {magics.manager.location}"
+                          f"{did_you_mean(text, ids)}; see %claude_session list")
 
 
 def current_id(magics: ClaudeMagics, given: str | None = None) -> SessionId:
@@ -58,18 +58,18 @@ def current_id(magics: ClaudeMagics, given: str | None = None) -> SessionId:
         return resolve_id(magics, given)
     current = magics.workspace.current
     if current is None:
-        raise UsageError("no current session; create one with %claude_session new [ID] "
-                         "or pick one with %claude_session switch ID")
+        raise MagicUsageError("no current session; create one with %claude_session new [ID] "
+                              "or pick one with %claude_session switch ID")
     if not magics.manager.exists(current):
         magics.workspace.current = None
-        raise UsageError(f"the current session {current!r} no longer exists; "
-                         "switch to another with %claude_session switch ID")
+        raise MagicUsageError(f"the current session {current!r} no longer exists; "
+                              "switch to another with %claude_session switch ID")
     return SessionId(current)
 
 
 def _confirm(args: argparse.Namespace, action: str) -> None:
     if not args.yes:
-        raise UsageError(f"{action} cannot be undone; add --yes to confirm")
+        raise MagicUsageError(f"{action} cannot be undone; add --yes to confirm")
 
 
 # --- handlers -----------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def cmd_list(magics: ClaudeMagics, args: argparse.Namespace) -> SessionTable:
                  if all(s.metadata.get(k, _MISSING) == v for k, v in wanted.items())]
     if args.limit is not None:
         if args.limit < 0:
-            raise UsageError("--limit must be 0 or more")
+            raise MagicUsageError("--limit must be 0 or more")
         summaries = summaries[: args.limit]
     return SessionTable(summaries, magics.workspace.current, magics.manager.location)
 
@@ -225,7 +225,7 @@ def cmd_prune(magics: ClaudeMagics, args: argparse.Namespace) -> None:
         doomed = magics.manager.prune(args.older_than, keep_last=args.keep_last,
                                       dry_run=not args.yes)
     except ValueError as exc:
-        raise UsageError(f"%claude_session prune: {exc}") from None
+        raise MagicUsageError(f"%claude_session prune: {exc}") from None
     if not doomed:
         print("No session to prune.")
     elif not args.yes:
@@ -259,7 +259,7 @@ def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
         else:
             result = export_session(magics.manager, current_id(magics, args.id), args.fmt, path)
     except (ValueError, OSError) as exc:
-        raise UsageError(f"%claude_session export: {exc}") from None
+        raise MagicUsageError(f"%claude_session export: {exc}") from None
     if args.output:
         magics.shell.user_ns[args.output] = result
     if path is not None:
@@ -356,8 +356,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 def _lookup(name: str) -> str:
     if name in SUBCOMMANDS:
         return name
-    raise UsageError(f"unknown subcommand {name!r}{did_you_mean(name, SUBCOMMANDS)}; "
-                     "see %claude_session help")
+    raise MagicUsageError(f"unknown subcommand {name!r}{did_you_mean(name, SUBCOMMANDS)}; "
+                          "see %claude_session help")
 
 
 def show_current(magics: ClaudeMagics) -> Any:
@@ -373,10 +373,10 @@ def show_current(magics: ClaudeMagics) -> Any:
 def run_session_command(magics: ClaudeMagics, line: str) -> Any:
     """Parse ``line`` and run the subcommand.
 
-    Bad arguments raise ``UsageError``; library errors (``ClaudeMagicError``) propagate and
+    Bad arguments raise ``MagicUsageError``; library errors (``ClaudeMagicError``) propagate and
     IPython shows them as one line through their ``_render_traceback_``.
     """
-    words = split_line(line)
+    words = split_line(line, magics.shell.user_ns)
     try:
         if not words:
             return show_current(magics)

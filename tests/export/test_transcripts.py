@@ -207,3 +207,13 @@ def test_sessions_export_every_session(tmp_path: Path, manager: SessionManager,
     assert list(pd.read_csv(path)["id"]) == ids
     with pytest.raises(ValueError, match="works with df or csv, not md"):
         sessions_export(manager, "md")
+
+
+def test_offline_answers_are_not_labelled_as_claude() -> None:
+    from claude_magic.export import message_markdown
+    from claude_magic.session import Message
+
+    assert message_markdown(Message("assistant", "hi", backend="echo")).startswith(
+        "**Offline echo (no model)**")
+    assert message_markdown(Message("assistant", "hi", backend="anthropic")).startswith(
+        "**Claude**")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from IPython.core.error import UsageError
 
+from claude_magic.errors import MagicUsageError
 from claude_magic.magics import get_magics
 from claude_magic.session import Message, Usage
 from claude_magic.testing.shell import TestingShell
@@ -33,7 +33,7 @@ def test_show_renders_metadata_and_transcript(talked: TestingShell) -> None:
 
 
 def test_show_unknown_session_suggests(talked: TestingShell) -> None:
-    with pytest.raises(UsageError, match="did you mean 'talk'"):
+    with pytest.raises(MagicUsageError, match="did you mean 'talk'"):
         talked.run_cell("%claude_session show tlak")
 
 
@@ -61,7 +61,7 @@ def test_export_df_and_all_sessions(talked: TestingShell) -> None:
 
 
 def test_export_to_missing_directory_is_one_line(talked: TestingShell, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(MagicUsageError, match="does not exist"):
         talked.run_cell(f"%claude_session export --format md --out {tmp_path}/nope/x.md")
 
 

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from IPython.core.error import UsageError
 
-from claude_magic.errors import AuthenticationError
+from claude_magic.errors import AuthenticationError, MagicUsageError
 from claude_magic.magics import get_magics
 from claude_magic.testing.fake_server import FakeMessagesServer
 from claude_magic.testing.shell import TestingShell
@@ -121,7 +120,7 @@ def test_format_json_parses_or_fails_clearly(ip: TestingShell,
     cell(ip, "-f json -o data", "Give JSON")
     assert ip.user_ns["data"] == {"a": [1, 2]}
     server.reply("not json at all")
-    with pytest.raises(UsageError, match="not valid JSON"):
+    with pytest.raises(MagicUsageError, match="not valid JSON"):
         cell(ip, "-f json", "Give JSON again")
 
 
@@ -178,11 +177,11 @@ def test_backend_failure_is_one_line_and_keeps_prompt(ip: TestingShell,
 
 
 def test_empty_cell_and_bad_options(ip: TestingShell) -> None:
-    with pytest.raises(UsageError, match="nothing to send"):
+    with pytest.raises(MagicUsageError, match="nothing to send"):
         cell(ip, "", "   ")
-    with pytest.raises(UsageError, match="invalid choice"):
+    with pytest.raises(MagicUsageError, match="invalid choice"):
         cell(ip, "-f yaml", "hi")
-    with pytest.raises(UsageError, match="positive"):
+    with pytest.raises(MagicUsageError, match="positive"):
         cell(ip, "--max-tokens 0", "hi")
 
 
@@ -217,11 +216,11 @@ def test_offline_echo_without_key_is_labelled(shell: TestingShell) -> None:
 def test_bad_configuration_is_one_line(shell: TestingShell) -> None:
     shell.run_cell("%claude_session new cfg")
     shell.run_cell("%config ClaudeMagics.backend = 'nope'")
-    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+    with pytest.raises(MagicUsageError, match="unknown backend 'nope'"):
         cell(shell, "", "hi")
     shell.run_cell("%config ClaudeMagics.backend = 'echo'")
     shell.run_cell("%config ClaudeMagics.backend_options = {'bogus': 1}")
-    with pytest.raises(UsageError, match="bogus"):
+    with pytest.raises(MagicUsageError, match="bogus"):
         cell(shell, "", "hi")
 
 

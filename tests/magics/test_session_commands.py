@@ -10,10 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from IPython.core.error import UsageError
 
 from claude_magic import SessionManager
-from claude_magic.errors import InvalidSessionId
+from claude_magic.errors import InvalidSessionId, MagicUsageError
 from claude_magic.magics import get_magics
 from claude_magic.testing.shell import TestingShell
 
@@ -152,9 +151,9 @@ def test_switch_exact_prefix_ambiguous_and_unknown(shell: TestingShell) -> None:
     assert current(shell) == "beta"
     run(shell, "%claude_session switch alpha-1")
     assert current(shell) == "alpha-1"
-    with pytest.raises(UsageError, match="matches 2 sessions"):
+    with pytest.raises(MagicUsageError, match="matches 2 sessions"):
         run(shell, "%claude_session switch alpha")
-    with pytest.raises(UsageError, match="did you mean 'beta'"):
+    with pytest.raises(MagicUsageError, match="did you mean 'beta'"):
         run(shell, "%claude_session switch betta")
     with pytest.raises(InvalidSessionId):
         run(shell, "%claude_session switch ../etc")
@@ -187,7 +186,7 @@ def test_meta_set_unset_and_show(shell: TestingShell, capsys: pytest.CaptureFixt
     capsys.readouterr()
     run(shell, "%claude_session meta")
     assert "c = 'three'" in capsys.readouterr().out
-    with pytest.raises(UsageError, match="KEY=VALUE"):
+    with pytest.raises(MagicUsageError, match="KEY=VALUE"):
         run(shell, "%claude_session meta novalue")
 
 
@@ -216,20 +215,20 @@ def test_fork_copies_and_switches(shell: TestingShell) -> None:
 
 def test_delete_needs_yes_and_forgets_current(shell: TestingShell) -> None:
     run(shell, "%claude_session new gone")
-    with pytest.raises(UsageError, match="--yes"):
+    with pytest.raises(MagicUsageError, match="--yes"):
         run(shell, "%claude_session delete gone")
     assert manager_of(shell).exists("gone")
     run(shell, "%claude_session delete gone --yes")
     assert not manager_of(shell).exists("gone")
     assert current(shell) is None
-    with pytest.raises(UsageError, match="no session 'gone'"):
+    with pytest.raises(MagicUsageError, match="no session 'gone'"):
         run(shell, "%claude_session delete gone --yes")
 
 
 def test_clear_needs_yes(shell: TestingShell) -> None:
     run(shell, "%claude_session new one")
     run(shell, "%claude_session new two")
-    with pytest.raises(UsageError, match="--yes"):
+    with pytest.raises(MagicUsageError, match="--yes"):
         run(shell, "%claude_session clear")
     assert manager_of(shell).count() == 2
     run(shell, "%claude_session clear --yes")
@@ -249,7 +248,7 @@ def test_prune_lists_then_deletes(shell: TestingShell, capsys: pytest.CaptureFix
     assert manager.exists("old")
     run(shell, "%claude_session prune --older-than 30d --yes")
     assert not manager.exists("old") and manager.exists("fresh")
-    with pytest.raises(UsageError, match="cannot read the age"):
+    with pytest.raises(MagicUsageError, match="cannot read the age"):
         run(shell, "%claude_session prune --older-than soon")
 
 
@@ -273,9 +272,9 @@ def test_storage_reports_damaged_files(shell: TestingShell, store_dir: Path,
 
 
 def test_unknown_subcommand_and_help(shell: TestingShell, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(UsageError, match="did you mean 'switch'"):
+    with pytest.raises(MagicUsageError, match="did you mean 'switch'"):
         run(shell, "%claude_session swich x")
-    with pytest.raises(UsageError, match="unrecognized arguments"):
+    with pytest.raises(MagicUsageError, match="unrecognized arguments"):
         run(shell, "%claude_session list --bogus")
     run(shell, "%claude_session help")
     out = capsys.readouterr().out
@@ -288,12 +287,12 @@ def test_bare_command_without_and_with_current(shell: TestingShell,
                                                capsys: pytest.CaptureFixture) -> None:
     run(shell, "%claude_session")
     assert "No current session" in capsys.readouterr().out
-    with pytest.raises(UsageError, match="no current session"):
+    with pytest.raises(MagicUsageError, match="no current session"):
         run(shell, "%claude_session meta a=1")
 
 
 def test_unbalanced_quotes_are_one_line(shell: TestingShell) -> None:
-    with pytest.raises(UsageError, match="check the quotes"):
+    with pytest.raises(MagicUsageError, match="check the quotes"):
         run(shell, "%claude_session new x --system 'oops")
 
 
@@ -324,3 +323,23 @@ def test_relative_session_name_means_working_directory(store_dir: Path,
     ip = TestingShell.fresh()
     ip.run_cell("%load_ext claude_magic")
     assert get_magics(ip).storage_spec == str(store_dir)
+
+
+def test_dollar_variables_expand_in_options(shell: TestingShell, tmp_path: Path) -> None:
+    shell.user_ns.update(sid="from-var", tag="v1", where=tmp_path / "exports")
+    (tmp_path / "exports").mkdir()
+    run(shell, "%claude_session new $sid --meta version=$tag cost=$unknown")
+    session = manager_of(shell).resume("from-var")
+    assert session.metadata == {"version": "v1", "cost": "$unknown"}
+    run(shell, "%claude_session export --format md --out $where")
+    assert (tmp_path / "exports" / "from-var.md").is_file()
+
+
+def test_list_shows_metadata_as_typed(shell: TestingShell) -> None:
+    run(shell, "%claude_session new typed --meta automated=false n=3 tags='[\"a\"]' name=x")
+    run(shell, "%claude_session new other --meta team=y")
+    table = run(shell, "%claude_session list --meta team=y")
+    assert "(* = current)" in repr(table)
+    table = run(shell, "%claude_session list --meta name=x")
+    assert 'automated=false, n=3, tags=["a"], name=x' in repr(table)
+    assert "current" not in repr(table)  # the current session is filtered out
