@@ -46,12 +46,15 @@ _MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backe
                     "input_tokens, output_tokens, cost_usd, extra")
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
 
-_TIME = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]*'"
+_TIME = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]*'"
 
 
 def _time_ok(column: str) -> str:
-    return (f"typeof({column}) = 'text' AND "
-            f"CASE WHEN {column} GLOB {_TIME} THEN julianday({column}) IS NOT NULL ELSE 0 END")
+    """A real ISO time: the pattern, an hour below 24, a date SQLite does not roll over."""
+    return (f"typeof({column}) = 'text' AND CASE WHEN {column} GLOB {_TIME} "
+            f"THEN substr({column}, 12, 2) < '24' "
+            f"AND date(substr({column}, 1, 10), '+0 days') = substr({column}, 1, 10) "
+            "ELSE 0 END")
 
 
 def _json_object_ok(column: str) -> str:
@@ -134,8 +137,11 @@ def _trusted_id(value: str) -> SessionId:
     return str.__new__(SessionId, value)
 
 
+_fromiso = datetime.fromisoformat
+
+
 def _time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
+    parsed = _fromiso(value)
     return parsed if parsed.tzinfo is timezone.utc else parse_time(value)
 
 
@@ -404,10 +410,23 @@ class SQLiteStorage:
             self._report_unreadable()
             rows = self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE readable = 1 "
                               f"{_NEWEST_FIRST}")
+        # _summary() inlined: this loop is most of what reading every session's metadata costs
         result = []
+        append, loads, new, utc = result.append, json.loads, str.__new__, timezone.utc
         for row in rows:
             try:
-                result.append(self._summary(row))
+                prompt, metadata, settings = row[1], row[2], row[3]
+                if prompt is not None and type(prompt) is not str:
+                    raise TypeError("system_prompt is not text")
+                metadata = {} if metadata == "{}" else loads(metadata)
+                settings = {} if settings == "{}" else loads(settings)
+                if type(metadata) is not dict or type(settings) is not dict:
+                    raise TypeError("not a JSON object")
+                created, updated = _fromiso(row[4]), _fromiso(row[5])
+                if created.tzinfo is not utc or updated.tzinfo is not utc:
+                    created, updated = parse_time(row[4]), parse_time(row[5])
+                append(SessionSummary(new(SessionId, row[0]), prompt, metadata, settings,
+                                      created, updated, SessionStats(*row[6:12])))
             except (ValueError, TypeError) as exc:
                 self._report(str(row[0]), f"unreadable row ({exc})")
         return result

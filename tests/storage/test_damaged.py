@@ -181,6 +181,7 @@ def database(db_path: Path):
         manager.create_session("bad").with_metadata("x", 1).build()
         manager.create_session("badtime").build()
         manager.create_session("badlist").build()
+        manager.create_session("feb30").build()
         yield manager
 
 
@@ -192,17 +193,20 @@ def raw(db_path: Path, sql: str, params: tuple = ()) -> None:
 def test_damaged_sqlite_rows(database: SessionManager, db_path: Path) -> None:
     raw(db_path, "UPDATE sessions SET metadata = '{bad json' WHERE id = 'bad'")
     raw(db_path, "UPDATE sessions SET updated_at = 'yesterday' WHERE id = 'badtime'")
+    raw(db_path, "UPDATE sessions SET created_at = '2024-02-30T10:00:00.000000+00:00' "
+        "WHERE id = 'feb30'")  # SQLite's date functions would roll it over to March 1
     raw(db_path, "UPDATE sessions SET metadata = '[1, 2]' WHERE id = 'badlist'")
     with pytest.warns(StorageWarning) as caught:
         ids = database.list()
     assert sorted(ids) == ["good1", "good2"]
     assert {w.message.args[0].split("#")[1].split(":")[0] for w in caught} == {
-        "bad", "badtime", "badlist"}
+        "bad", "badtime", "badlist", "feb30"}
     assert database.count() == 2
     assert [s.id for s in database.summaries()] == database.list()
-    assert sorted(e.session_id for e in database.damaged()) == ["bad", "badlist", "badtime"]
+    assert sorted(e.session_id for e in database.damaged()) == [
+        "bad", "badlist", "badtime", "feb30"]
     assert database.resume("good1").messages[1].content == "a good1"
-    for name in ("bad", "badtime", "badlist"):
+    for name in ("bad", "badtime", "badlist", "feb30"):
         with pytest.raises(DamagedSession):
             database.get(name)
         with pytest.raises(SessionExists):
@@ -222,7 +226,7 @@ def test_damaged_sqlite_message_row(database: SessionManager, db_path: Path) -> 
     assert [(m.seq, m.content) for m in session.messages] == [(1, "a good1")]
     damaged = database.damaged()  # already reported by this store: no second warning
     assert [(e.session_id, e.location.endswith("#good1:0")) for e in damaged] == [("good1", True)]
-    assert sorted(database.list()) == ["bad", "badlist", "badtime", "good1", "good2"]
+    assert sorted(database.list()) == ["bad", "badlist", "badtime", "feb30", "good1", "good2"]
     assert database.append("good1", Message("user", "more")).seq == 2
 
 

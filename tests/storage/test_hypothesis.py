@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,17 @@ from hypothesis import strategies as st
 
 from claude_magic.errors import InvalidMetadata, InvalidSessionId
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionBuilder, SessionId
+from claude_magic.session import (
+    Message,
+    Session,
+    SessionBuilder,
+    SessionId,
+    as_utc,
+    format_time,
+    parse_time,
+)
 from claude_magic.storage import StorageBackend
+from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import ID_OK
 
 from .conftest import KINDS, backend_for
@@ -167,3 +177,13 @@ def test_text_that_utf8_cannot_store_is_refused(kind: str, tmp_path: Path) -> No
         with pytest.raises(InvalidMetadata):
             SessionBuilder().with_metadata("loop", circular)
         assert manager.list() == []
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.datetimes(timezones=st.timezones()) | st.datetimes())
+def test_every_time_we_write_passes_the_sqlite_readable_check(value: datetime) -> None:
+    text = format_time(value)
+    assert parse_time(text) == as_utc(value)
+    with sqlite3.connect(":memory:") as db:
+        check = sqlite_store._time_ok("t")
+        assert db.execute(f"SELECT {check} FROM (SELECT ? AS t)", (text,)).fetchone() == (1,)
