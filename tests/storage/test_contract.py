@@ -576,3 +576,33 @@ def test_standalone_builder_is_not_stored(manager: SessionManager) -> None:
     assert custom.id == "review-2024-001"
     assert standalone.metadata == {"t": "cr"}
     assert manager.list() == []
+
+
+def test_threads_sharing_one_manager(manager: SessionManager) -> None:
+    """The magics and the panel call one manager from several threads."""
+    import threading
+
+    manager.create_session("shared").build()
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            for index in range(25):
+                manager.append("shared", Message("user", f"{name}:{index}"))
+                if index % 5 == 0:
+                    manager.create_session(f"{name}-{index}").build()
+                    manager.list()
+                    manager.summaries()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    messages = manager.resume("shared").messages
+    assert [m.seq for m in messages] == list(range(200))
+    assert len({m.content for m in messages}) == 200
+    assert manager.count() == 1 + 8 * 5
