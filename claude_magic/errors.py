@@ -35,10 +35,11 @@ class InvalidSessionId(ClaudeMagicError, ValueError):
     def __init__(self, value: object, reason: str) -> None:
         self.value = value
         self.reason = reason
-        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        text = repr(str(value)) if isinstance(value, str) else repr(value)
+        shown = text if len(text) <= 80 else text[:77] + "..."
         super().__init__(
             f"invalid session id {shown}: {reason}; use 1-128 letters, digits, '-', '_' or '.', "
-            "not starting with '.'"
+            "not starting with '.' or '-', not ending with '.'"
         )
 
 
@@ -48,7 +49,7 @@ class SessionNotFound(ClaudeMagicError, LookupError):
     def __init__(self, session_id: str, hint: str = "") -> None:
         self.session_id = session_id
         hint = hint or "list the sessions with manager.list() or `%claude_session list`"
-        super().__init__(f"session {session_id!r} not found; {hint}")
+        super().__init__(f"session {str(session_id)!r} not found; {hint}")
 
 
 class SessionExists(ClaudeMagicError):
@@ -57,7 +58,7 @@ class SessionExists(ClaudeMagicError):
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         super().__init__(
-            f"session {session_id!r} already exists; pick another id, or replace it "
+            f"session {str(session_id)!r} already exists; pick another id, or replace it "
             "(builder.overwrite(), import_session(..., overwrite=True), --overwrite)"
         )
 
@@ -78,8 +79,8 @@ class DamagedSession(StorageError):
         self.location = location
         self.reason = reason
         super().__init__(
-            f"session {session_id!r} is damaged ({reason}) at {location}; move the file aside "
-            "or delete the session to reuse its id"
+            f"session {str(session_id)!r} is damaged ({reason}) at {location}; move the file "
+            "aside or delete the session to reuse its id"
         )
 
 
