@@ -59,22 +59,21 @@ def to_dataframe(manager: SessionManager) -> pandas.DataFrame:
     """
     import pandas as pd
 
-    summaries = manager.summaries()
+    table = manager.summary_columns()
     columns: dict[str, Any] = {
-        "id": pd.array([str(s.id) for s in summaries], dtype="str"),
-        "created_at": _utc([s.created_at for s in summaries]),
-        "updated_at": _utc([s.updated_at for s in summaries]),
-        "system_prompt": pd.array([s.system_prompt for s in summaries], dtype="str"),
-        "turns": _ints([s.stats.turns for s in summaries]),
-        "messages": _ints([s.stats.message_count for s in summaries]),
-        "input_tokens": _ints([s.stats.input_tokens for s in summaries]),
-        "output_tokens": _ints([s.stats.output_tokens for s in summaries]),
-        "cost_usd": _floats([s.stats.cost_usd for s in summaries]),
-        "model": pd.array([s.stats.last_model for s in summaries], dtype="str"),
+        "id": pd.array(table.ids, dtype="str"),
+        "created_at": _utc(table.created_at),
+        "updated_at": _utc(table.updated_at),
+        "system_prompt": pd.array(table.system_prompts, dtype="str"),
+        "turns": _ints(table.turns),
+        "messages": _ints(table.message_count),
+        "input_tokens": _ints(table.input_tokens),
+        "output_tokens": _ints(table.output_tokens),
+        "cost_usd": _floats(table.cost_usd),
+        "model": pd.array(table.last_model, dtype="str"),
     }
-    keys = sorted({key for s in summaries for key in s.metadata})
-    for key in keys:
-        columns[f"meta.{key}"] = _infer([s.metadata.get(key) for s in summaries])
+    for key in sorted({key for metadata in table.metadata for key in metadata}):
+        columns[f"meta.{key}"] = _infer([metadata.get(key) for metadata in table.metadata])
     return pd.DataFrame(columns)
 
 
@@ -121,10 +120,12 @@ def _message_row(session_id: str, m: Message) -> tuple[Any, ...]:
 
 
 def _utc(values: list[Any]) -> Any:
+    """Aware datetimes or ISO-8601 strings to a ``datetime64[us, UTC]`` array."""
     import pandas as pd
 
-    return pd.array(pd.to_datetime(values, utc=True), dtype=_UTC) if values else \
-        pd.array([], dtype=_UTC)
+    if not values:
+        return pd.array([], dtype=_UTC)
+    return pd.array(pd.to_datetime(values, utc=True, format="ISO8601"), dtype=_UTC)
 
 
 def _ints(values: Iterable[Any]) -> Any:

@@ -30,7 +30,7 @@ from .storage.base import metadata_matches
 if TYPE_CHECKING:
     import pandas
 
-    from .storage.base import DamagedEntry, Storage
+    from .storage.base import DamagedEntry, Storage, SummaryColumns
 
 Listener = Callable[[str, "str | None"], None]
 
@@ -154,6 +154,10 @@ class SessionManager:
     def summaries(self) -> list[SessionSummary]:
         """Every session's header and totals (no messages), most recently updated first."""
         return self.storage.summaries()
+
+    def summary_columns(self) -> SummaryColumns:
+        """:meth:`summaries` as columns, read the fastest way the store has (for DataFrames)."""
+        return self.storage.summary_columns()
 
     def damaged(self) -> list[DamagedEntry]:
         """Files or rows the store skipped because it could not read them."""

@@ -23,6 +23,35 @@ class DamagedEntry:
         return f"{self.location}: {self.reason}"
 
 
+@dataclass(slots=True)
+class SummaryColumns:
+    """Every readable session's header and totals as columns, newest first: what a DataFrame
+    of sessions is built from. Times are aware datetimes or ISO-8601 strings."""
+
+    ids: list[str]
+    system_prompts: list[str | None]
+    metadata: list[dict[str, Any]]
+    created_at: list[Any]
+    updated_at: list[Any]
+    message_count: list[int]
+    turns: list[int]
+    input_tokens: list[int]
+    output_tokens: list[int]
+    cost_usd: list[float]
+    last_model: list[str | None]
+
+    @classmethod
+    def of(cls, summaries: list[SessionSummary]) -> SummaryColumns:
+        """The columns of a list of summaries (for stores with no faster way)."""
+        return cls(
+            [str(s.id) for s in summaries], [s.system_prompt for s in summaries],
+            [s.metadata for s in summaries], [s.created_at for s in summaries],
+            [s.updated_at for s in summaries], [s.stats.message_count for s in summaries],
+            [s.stats.turns for s in summaries], [s.stats.input_tokens for s in summaries],
+            [s.stats.output_tokens for s in summaries], [s.stats.cost_usd for s in summaries],
+            [s.stats.last_model for s in summaries])
+
+
 @runtime_checkable
 class Storage(Protocol):
     """Where sessions live. Every method is atomic; readers get copies.
@@ -70,6 +99,9 @@ class Storage(Protocol):
 
     def summaries(self) -> list[SessionSummary]:
         """Headers and totals of readable sessions, most recently updated first."""
+
+    def summary_columns(self) -> SummaryColumns:
+        """What :meth:`summaries` returns, as columns (the DataFrame export reads this)."""
 
     def count(self) -> int:
         """How many readable sessions there are."""

@@ -40,7 +40,7 @@ from ..session import (
 )
 from ._headers import HEADER_SUFFIX, HeaderCache, NotASession, header_bytes, parse_header
 from ._jsonio import dumps, loads, sync_dir, write_atomic
-from .base import DamagedEntry, newest_first, warn_damaged
+from .base import DamagedEntry, SummaryColumns, newest_first, warn_damaged
 
 MESSAGES_SUFFIX = ".messages.jsonl"
 _TAIL_CHUNK = 4096
@@ -312,6 +312,9 @@ class DirectoryStorage:
                 for s in cached
             ]
         return newest_first(rows)
+
+    def summary_columns(self) -> SummaryColumns:
+        return SummaryColumns.of(self.summaries())
 
     def list_ids(self) -> list[SessionId]:
         with self._mutex:

@@ -16,7 +16,7 @@ from ..session import (
     Status,
     clone_json,
 )
-from .base import DamagedEntry, newest_first
+from .base import DamagedEntry, SummaryColumns, newest_first
 
 
 class MemoryStorage:
@@ -95,6 +95,9 @@ class MemoryStorage:
             self._sessions.clear()
             self._stats.clear()
             return count
+
+    def summary_columns(self) -> SummaryColumns:
+        return SummaryColumns.of(self.summaries())
 
     def list_ids(self) -> list[SessionId]:
         return [s.id for s in self.summaries()]

@@ -38,7 +38,7 @@ from ..session import (
     format_time,
     parse_time,
 )
-from .base import DamagedEntry, warn_damaged
+from .base import DamagedEntry, SummaryColumns, warn_damaged
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
                     "message_count, turns, input_tokens, output_tokens, cost_usd, last_model")
@@ -430,6 +430,19 @@ class SQLiteStorage:
             except (ValueError, TypeError) as exc:
                 self._report(str(row[0]), f"unreadable row ({exc})")
         return result
+
+    def summary_columns(self) -> SummaryColumns:
+        """One query, column by column; the ``readable`` column has checked ids, JSON and
+        times, so only the metadata is parsed here (times stay ISO strings)."""
+        with self._mutex:
+            self._report_unreadable()
+            rows = self._read("SELECT id, system_prompt, metadata, created_at, updated_at, "
+                              "message_count, turns, input_tokens, output_tokens, cost_usd, "
+                              f"last_model FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
+        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)] or [[]] * 11
+        loads = json.loads
+        columns[2] = [{} if text == "{}" else loads(text) for text in columns[2]]
+        return SummaryColumns(*columns)
 
     def list_ids(self) -> list[SessionId]:
         with self._mutex:

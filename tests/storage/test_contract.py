@@ -278,6 +278,25 @@ def test_stats_in_summaries(manager: SessionManager) -> None:
     assert manager.resume("s").stats == stats
 
 
+def test_summary_columns_match_summaries(manager: SessionManager) -> None:
+    import pandas as pd
+
+    manager.create_session("a").with_metadata("project", "x").with_system_prompt("P").build()
+    manager.create_session("b").with_metadata("nested", {"k": [1, 2]}).build()
+    manager.append("a", assistant("hello", model="m-1", cost_usd=0.25))
+    table = manager.summary_columns()
+    rows = manager.summaries()
+    assert table.ids == [s.id for s in rows] == ["a", "b"]
+    assert table.metadata == [s.metadata for s in rows]
+    assert table.system_prompts == ["P", None]
+    assert list(pd.to_datetime(table.updated_at, utc=True, format="ISO8601")) == \
+        [s.updated_at for s in rows]
+    assert (table.message_count, table.turns, table.last_model) == ([1, 0], [0, 0], ["m-1", None])
+    assert table.cost_usd == [s.stats.cost_usd for s in rows]
+    manager.clear()
+    assert manager.summary_columns().ids == []
+
+
 def test_mark(manager: SessionManager) -> None:
     manager.create_session("m").build()
     manager.append("m", Message("user", "q"))
