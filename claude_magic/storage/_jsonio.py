@@ -47,11 +47,14 @@ def read_file(path: str, size_hint: int = 0) -> bytes:
     return b"".join(chunks)
 
 
-def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = True,
+                 sync_rename: bool = True) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
 
     Temp file in the same directory, fsync, ``os.replace``, fsync of the directory; with
-    ``durable=False`` (caches) the fsyncs are skipped.
+    ``durable=False`` (caches) the fsyncs are skipped. ``sync_rename=False`` skips only the
+    directory's fsync: after a power cut the old file (complete, already durable) or the new
+    one is there, for files whose content can be rebuilt from others.
     """
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -65,7 +68,7 @@ def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = Tr
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if durable:
+    if durable and sync_rename:
         sync_dir(directory)
 
 

@@ -108,9 +108,10 @@ class DirectoryStorage:
             finally:
                 self._lock.release()
 
-    def _write_header(self, session: Session, stats: SessionStats) -> None:
+    def _write_header(self, session: Session, stats: SessionStats, *,
+                      sync_rename: bool = True) -> None:
         path = self._header_path(session.id)
-        write_atomic(self.root, path, header_bytes(session, stats))
+        write_atomic(self.root, path, header_bytes(session, stats), sync_rename=sync_rename)
         self._headers.forget(path.name)
 
     def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats]:
@@ -252,7 +253,9 @@ class DirectoryStorage:
             else:  # totals went stale (a writer died between its two writes): recount
                 stats = SessionStats.of(self._read_messages(session_id, warn=False)[0])
             session.updated_at = self._clock.now()
-            self._write_header(session, stats)
+            # the fsynced line is the commit; the header only carries totals and updated_at,
+            # which the next append recounts if a power cut loses this rename
+            self._write_header(session, stats, sync_rename=False)
         return stored.copy()
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
