@@ -166,7 +166,7 @@ def sqlite_baselines(path: Path) -> tuple[Callable[[], Any], Callable[[], Any]]:
 def bench_frames(backend: StorageBackend, runs: int, report: list[str]) -> None:
     with SessionManager(backend) as manager:
         _, ours = timed(lambda: to_dataframe(manager), runs)
-        _, summaries = timed(manager.summaries, runs)
+        _, columns = timed(manager.summary_columns, runs)
         if backend.kind == "sqlite":
             plain, equivalent = sqlite_baselines(Path(backend.path or ""))
             _, base = timed(plain, runs)
@@ -188,8 +188,8 @@ def bench_frames(backend: StorageBackend, runs: int, report: list[str]) -> None:
                           f"{'':19} median {base:7.1f} ms")
             report.append(f"{'directory: to_dataframe() (warm store cache)':58} {'':19} "
                           f"median {ours:7.1f} ms  {ours / base:.1f}x the baseline")
-        report.append(f"{name(backend) + ': of which manager.summaries()':58} {'':19} "
-                      f"median {summaries:7.1f} ms  ({summaries / ours:.0%} of to_dataframe)")
+        report.append(f"{name(backend) + ': of which manager.summary_columns()':58} {'':19} "
+                      f"median {columns:7.1f} ms  ({columns / ours:.0%} of to_dataframe)")
 
 
 def summaries_profile(backend: StorageBackend, report: list[str], top: int = 6) -> None:
