@@ -6,10 +6,8 @@ costs little. Everything here works without IPython.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ClaudeMagicError
 from .session import Message, Session, SessionId, SessionStats, format_time, utc_now
+from .storage._jsonio import write_atomic
 
 if TYPE_CHECKING:
     import pandas
@@ -330,7 +329,7 @@ def export_session(manager: SessionManager, session_id: str, fmt: str,
         import nbformat
 
         data = nbformat.writes(data)
-    write_atomic(target, data.encode("utf-8"))
+    write_atomic(target.parent, target, data.encode("utf-8"))
     return target
 
 
@@ -350,7 +349,7 @@ def sessions_export(manager: SessionManager, fmt: str,
     if fmt == "df":
         raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
     target = _target(path, "sessions.csv", overwrite)
-    write_atomic(target, frame.to_csv(index=False).encode("utf-8"))
+    write_atomic(target.parent, target, frame.to_csv(index=False).encode("utf-8"))
     return target
 
 
@@ -366,22 +365,6 @@ def _target(path: str | os.PathLike[str], default_name: str, overwrite: bool) ->
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     return target
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a temp file beside ``path``, fsync it, then ``os.replace`` it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def import_session_file(manager: SessionManager, path: str | os.PathLike[str], *,
