@@ -43,9 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionId, Usage, format_time
+from claude_magic.session import Message, Session, SessionId, Usage
 from claude_magic.storage import StorageBackend
 from claude_magic.storage._headers import INDEX_NAME, TRUST_MARGIN_NS
+from claude_magic.times import format_time
 
 LIST_MS = {"sqlite": 20.0, "directory": 150.0}
 APPEND_RATIO = 1.5

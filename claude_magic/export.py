@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ClaudeMagicError
-from .session import Message, Session, SessionId, SessionStats, format_time, utc_now
+from .session import Message, Session, SessionId, SessionStats
 from .storage._jsonio import write_atomic
+from .times import format_time, utc_now
 
 if TYPE_CHECKING:
     import pandas

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from .checks import check_text
 from .errors import SessionNotFound
 from .session import (
     _UNSET,
@@ -21,11 +22,10 @@ from .session import (
     SessionSummary,
     Status,
     check_status,
-    check_text,
-    utc_now,
 )
 from .storage import StorageBackend, open_storage
 from .storage.base import metadata_matches
+from .times import utc_now
 
 if TYPE_CHECKING:
     import pandas

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import InvalidMetadata, InvalidSessionId
+from .checks import check_json_value, check_metadata, check_settings, check_text, clone_json
+from .errors import InvalidSessionId
+from .times import as_utc, format_time, parse_time, utc_now
 
 if TYPE_CHECKING:
     from .storage.base import Storage
@@ -74,159 +75,6 @@ class SessionId(str):
 
     def __repr__(self) -> str:
         return f"SessionId({str.__repr__(self)})"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
-
-
-def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive datetime is taken to be UTC already (as :func:`parse_time`)."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
-
-
-def format_time(value: datetime) -> str:
-    """A fixed-width ISO-8601 UTC string, so text order is time order (naive means UTC)."""
-    return as_utc(value).isoformat(timespec="microseconds")
-
-
-_ISO_FIX = re.compile(r"(\.\d{6})\d+|Z$")
-
-
-def parse_time(value: str) -> datetime:
-    """Parse :func:`format_time` output (or any ISO-8601 string) to aware UTC.
-
-    Naive times are taken as UTC; ``Z`` and more than six fractional digits (as chrono and
-    other tools write) are accepted on every supported Python.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"a time must be an ISO-8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = datetime.fromisoformat(
-            _ISO_FIX.sub(lambda m: m.group(1) or "+00:00", value.strip()))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
-class MonotonicClock:
-    """UTC timestamps that never repeat or go backwards within one store object."""
-
-    def __init__(self) -> None:
-        self._last: datetime | None = None
-
-    def now(self) -> datetime:
-        current = utc_now()
-        if self._last is not None and current <= self._last:
-            current = self._last + timedelta(microseconds=1)
-        self._last = current
-        return current
-
-
-def is_utf8(text: str) -> bool:
-    """False for strings that cannot be stored as UTF-8 (lone surrogates such as ``\\ud800``)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def check_text(value: Any, what: str, *, optional: bool = False) -> Any:
-    """Return ``value`` if it is a ``str`` that UTF-8 can store (or None when ``optional``)."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, got {type(value).__name__}")
-    if not is_utf8(value):
-        raise ValueError(f"{what} contains a lone surrogate, which UTF-8 cannot store; "
-                         "decode the text properly first")
-    return value
-
-
-def check_json_value(value: Any, where: str) -> Any:
-    """Return a deep copy of ``value`` if it is plain JSON, else raise :class:`InvalidMetadata`.
-
-    Plain JSON means dicts with ``str`` keys, lists (tuples become lists), ``str``, ``int``,
-    finite ``float``, ``bool`` and ``None``; strings must be storable as UTF-8. Checked
-    before anything is written.
-    """
-
-    def walk(item: Any, path: str) -> Any:
-        if item is None or item is True or item is False:
-            return item
-        if isinstance(item, str):
-            if not is_utf8(item):
-                raise InvalidMetadata(f"{path} contains a lone surrogate, which UTF-8 cannot "
-                                      "store; decode the text properly first")
-            return str(item)
-        if isinstance(item, int):
-            return int(item)
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidMetadata(f"{path} is {item}, which JSON cannot store; use a number")
-            return item
-        if isinstance(item, Mapping):
-            out = {}
-            for key, sub in item.items():
-                if not isinstance(key, str):
-                    raise InvalidMetadata(
-                        f"{path} has a key {key!r} of type {type(key).__name__}; keys must be str"
-                    )
-                if not is_utf8(key):
-                    raise InvalidMetadata(f"{path} has a key with a lone surrogate, which "
-                                          "UTF-8 cannot store; decode the text properly first")
-                out[str(key)] = walk(sub, f"{path}[{key!r}]")
-            return out
-        if isinstance(item, (list, tuple)):
-            return [walk(sub, f"{path}[{i}]") for i, sub in enumerate(item)]
-        raise InvalidMetadata(
-            f"{path} is a {type(item).__name__}, which is not JSON-serializable; "
-            "store str, int, float, bool, None, lists or dicts"
-        )
-
-    try:
-        return walk(value, where)
-    except RecursionError:
-        raise InvalidMetadata(f"{where} is nested too deeply (or contains itself); "
-                              "store a flatter value") from None
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def clone_json(value: Any) -> Any:
-    """A fast deep copy of plain JSON data (dicts and lists are copied, scalars shared)."""
-    kind = type(value)
-    if kind is dict:
-        return {key: item if type(item) in _SCALARS else clone_json(item)
-                for key, item in value.items()}
-    if kind is list:
-        return [item if type(item) in _SCALARS else clone_json(item) for item in value]
-    return value
-
-
-def check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a whole metadata mapping; returns a deep copy."""
-    if not isinstance(metadata, Mapping):
-        raise InvalidMetadata(f"metadata must be a dict, got {type(metadata).__name__}")
-    return check_json_value(metadata, "metadata")
-
-
-def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a whole settings mapping; returns a deep copy."""
-    if not isinstance(settings, Mapping):
-        raise InvalidMetadata(f"settings must be a dict, got {type(settings).__name__}")
-    return check_json_value(settings, "settings")
 
 
 def check_status(status: Any) -> Status:

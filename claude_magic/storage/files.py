@@ -26,18 +26,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..checks import clone_json
 from ..errors import DamagedSession, InvalidSessionId, SessionExists, SessionNotFound, StorageError
 from ..session import (
     Message,
-    MonotonicClock,
     Session,
     SessionChanges,
     SessionId,
     SessionStats,
     SessionSummary,
     Status,
-    clone_json,
 )
+from ..times import MonotonicClock
 from ._headers import HEADER_SUFFIX, HeaderCache, NotASession, header_bytes, parse_header
 from ._jsonio import dumps, loads, sync_dir, write_atomic
 from .base import DamagedEntry, SummaryColumns, newest_first, warn_damaged

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import threading
 
+from ..checks import clone_json
 from ..errors import SessionExists, SessionNotFound
 from ..session import (
     Message,
-    MonotonicClock,
     Session,
     SessionChanges,
     SessionId,
     SessionStats,
     SessionSummary,
     Status,
-    clone_json,
 )
+from ..times import MonotonicClock
 from .base import DamagedEntry, SummaryColumns, newest_first
 
 

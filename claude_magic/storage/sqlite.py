@@ -27,7 +27,6 @@ from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageErro
 from ..session import (
     _RESERVED,
     Message,
-    MonotonicClock,
     Session,
     SessionChanges,
     SessionId,
@@ -35,9 +34,8 @@ from ..session import (
     SessionSummary,
     Status,
     Usage,
-    format_time,
-    parse_time,
 )
+from ..times import MonotonicClock, format_time, parse_time
 from .base import DamagedEntry, SummaryColumns, warn_damaged
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "

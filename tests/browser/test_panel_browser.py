@@ -43,7 +43,7 @@ SETUP = """\
 from datetime import timedelta
 from claude_magic import Message, Session, Usage
 from claude_magic.magics.extension import get_magics
-from claude_magic.session import utc_now
+from claude_magic.times import utc_now
 
 manager = get_magics().manager
 now = utc_now()

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, Usage, utc_now
+from claude_magic.session import Message, Session, Usage
 from claude_magic.storage import StorageBackend
+from claude_magic.times import utc_now
 
 KINDS = ("memory", "directory", "sqlite")
 

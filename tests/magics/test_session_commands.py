@@ -236,7 +236,8 @@ def test_clear_needs_yes(shell: TestingShell) -> None:
 
 
 def test_prune_lists_then_deletes(shell: TestingShell, capsys: pytest.CaptureFixture) -> None:
-    from claude_magic.session import Session, SessionId, utc_now
+    from claude_magic.session import Session, SessionId
+    from claude_magic.times import utc_now
 
     manager = manager_of(shell)
     old = utc_now() - timedelta(days=40)

@@ -15,18 +15,11 @@ from hypothesis import strategies as st
 
 from claude_magic.errors import InvalidMetadata, InvalidSessionId
 from claude_magic.manager import SessionManager
-from claude_magic.session import (
-    Message,
-    Session,
-    SessionBuilder,
-    SessionId,
-    as_utc,
-    format_time,
-    parse_time,
-)
+from claude_magic.session import Message, Session, SessionBuilder, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import ID_OK
+from claude_magic.times import as_utc, format_time, parse_time
 
 from .conftest import KINDS, backend_for
 from .test_contract import same_json

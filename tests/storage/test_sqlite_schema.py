@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from claude_magic.errors import StorageError, StorageWarning
-from claude_magic.session import Message, parse_time
+from claude_magic.session import Message
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import SQLiteStorage
+from claude_magic.times import parse_time
 
 SESSIONS_COLUMNS = [
     # (name, type, notnull, default, pk, hidden: 0 plain, 2 virtual generated)
