@@ -222,8 +222,8 @@ class Stream:
         self._turn = turn
         self._chunks = turn.run()
 
-    def __iter__(self) -> Stream:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        return self._chunks  # the turn's generator itself: no extra call per chunk
 
     def __next__(self) -> str:
         return next(self._chunks)
