@@ -96,6 +96,8 @@ class ClaudeMagics(Magics):
         self._storage_spec = absolute_spec(self.storage or default_storage(self.notebook_dir))
         self.workspace = Workspace()
         self._client: Client | None = None
+        #: the session browser opened by ``%claude_session panel`` (one live panel per kernel)
+        self.panel: Any = None
 
     # --- state ----------------------------------------------------------------------------
 
@@ -113,15 +115,20 @@ class ClaudeMagics(Magics):
         return self._storage_spec
 
     def use_storage(self, spec: str) -> SessionManager:
-        """Switch to another store; the current session is forgotten."""
-        self._storage_spec = absolute_spec(spec)
+        """Switch to another store; the current session is forgotten. If the new store cannot
+        be opened, the error is raised and the old store stays in use."""
+        from ..manager import SessionManager
+
+        resolved = absolute_spec(spec)
+        manager = SessionManager.with_storage(resolved)
         old = self.workspace.manager
-        self.workspace.manager = None
+        self._storage_spec = resolved
+        self.workspace.manager = manager
         self.workspace.current = None
         self._client = None
         if old is not None:
             old.close()
-        return self.manager
+        return manager
 
     @observe("storage")
     def _storage_changed(self, change: dict[str, Any]) -> None:
@@ -151,7 +158,10 @@ class ClaudeMagics(Magics):
         return self._client
 
     def close(self) -> None:
-        """Release the store (``%unload_ext``)."""
+        """Release the panel and the store (``%unload_ext``)."""
+        if self.panel is not None:
+            self.panel.close()
+            self.panel = None
         if self.workspace.manager is not None:
             self.workspace.manager.close()
             self.workspace.manager = None

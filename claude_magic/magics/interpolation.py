@@ -1,15 +1,19 @@
 """Safe ``{name}`` interpolation of a prompt from the notebook's namespace.
 
-Only references to things that exist are replaced: ``{name}``, ``{name.attr.attr}``,
-``{In[3]}`` and ``{Out[3]}``. Every other brace stays exactly as typed, so pasted code with
-dicts, sets, f-strings or format strings is sent unchanged. A reference wrapped in double
-braces (``{{name}}``), or touching another brace, is never replaced.
+Replaced, when they resolve: ``{name}`` and ``{name.attr.attr}`` for variables the user
+defined, ``{In[3]}`` and ``{Out[3]}``. Left exactly as typed:
+
+- everything inside fenced code blocks (lines between ```` ``` ```` fences), so pasted code
+  with f-strings, dicts, sets or format strings is sent unchanged;
+- references to names that do not exist, to names starting with ``_`` (IPython's ``_``,
+  ``_i``, ``_3``...), or to IPython's own names (``exit``, ``get_ipython``...);
+- a reference in double braces (``{{name}}``) or touching another brace.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 _REFERENCE = re.compile(
@@ -18,10 +22,12 @@ _REFERENCE = re.compile(
     r"|(?P<name>[A-Za-z_]\w*)(?P<attrs>(?:\.[A-Za-z_]\w*)*))"
     r"\}(?!\})"
 )
+# a fenced code block: an opening fence line, anything, the closing fence (or the end)
+_FENCED = re.compile(r"^[ \t]*(```|~~~).*?(?:^[ \t]*\1[^\n]*$|\Z)", re.MULTILINE | re.DOTALL)
 _MISSING = object()
 
 
-def _resolve(match: re.Match[str], namespace: Mapping[str, Any]) -> Any:
+def _resolve(match: re.Match[str], namespace: Mapping[str, Any], hidden: Container[str]) -> Any:
     if match.group("history"):
         history = namespace.get(match.group("history"))
         if history is None:
@@ -30,7 +36,10 @@ def _resolve(match: re.Match[str], namespace: Mapping[str, Any]) -> Any:
             return history[int(match.group("index"))]
         except (KeyError, IndexError, TypeError):
             return _MISSING
-    value = namespace.get(match.group("name"), _MISSING)
+    name = match.group("name")
+    if name.startswith("_") or name in hidden:
+        return _MISSING
+    value = namespace.get(name, _MISSING)
     for attr in filter(None, match.group("attrs").split(".")):
         if value is _MISSING:
             break
@@ -41,12 +50,18 @@ def _resolve(match: re.Match[str], namespace: Mapping[str, Any]) -> Any:
     return value
 
 
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """Replace the references in ``text`` that resolve in ``namespace`` with ``str(value)``."""
+def interpolate(text: str, namespace: Mapping[str, Any], hidden: Container[str] = ()) -> str:
+    """Replace the references in ``text`` (outside code fences) that resolve in
+    ``namespace`` with ``str(value)``; names in ``hidden`` are never replaced."""
 
     def replace(match: re.Match[str]) -> str:
-        value = _resolve(match, namespace)
+        value = _resolve(match, namespace, hidden)
         return match.group(0) if value is _MISSING else str(value)
 
-    return _REFERENCE.sub(replace, text)
-
+    pieces, start = [], 0
+    for fence in _FENCED.finditer(text):
+        pieces.append(_REFERENCE.sub(replace, text[start:fence.start()]))
+        pieces.append(fence.group(0))
+        start = fence.end()
+    pieces.append(_REFERENCE.sub(replace, text[start:]))
+    return "".join(pieces)

@@ -17,7 +17,7 @@ from .rendering import LiveAnswer, show_answer
 from .session_commands import current_id
 
 if TYPE_CHECKING:
-    from ..client import Query, Response
+    from ..client import Client, Query, Response
     from .extension import ClaudeMagics
 
 FORMATS = ("markdown", "text", "code", "json")
@@ -33,6 +33,8 @@ def prompt_parser() -> MagicArgumentParser:
     p.add_argument("-s", "--session", metavar="ID", help="ask in this session (this cell only)")
     p.add_argument("--new", nargs="?", const="", metavar="ID",
                    help="create a session (optionally with this id), switch to it and ask there")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --new ID: replace a session with that id (so the cell can rerun)")
     p.add_argument("-m", "--model", help="model for this turn")
     p.add_argument("--system", metavar="TEXT",
                    help="system prompt for this turn (with --new: of the new session)")
@@ -52,7 +54,7 @@ def prompt_parser() -> MagicArgumentParser:
 def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
     """The session this cell talks in, creating one when needed."""
     if args.new is not None:
-        builder = magics.manager.create_session(args.new or None)
+        builder = magics.manager.create_session(args.new or None).overwrite(args.overwrite)
         session = builder.with_system_prompt(
             args.system if args.system is not None else magics.system_prompt).build()
         magics.workspace.current = session.id
@@ -69,16 +71,14 @@ def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
     return current_id(magics)
 
 
-def _build_query(magics: ClaudeMagics, args: argparse.Namespace, prompt: str,
+def _build_query(client: Client, args: argparse.Namespace, prompt: str,
                  session_id: str) -> Query:
-    query = magics.client.query(prompt).session(session_id)
+    query = client.query(prompt).session(session_id)
     if args.model:
         query = query.model(args.model)
     if args.system is not None and args.new is None:
         query = query.system(args.system)
     if args.max_tokens is not None:
-        if args.max_tokens <= 0:
-            raise MagicUsageError("--max-tokens must be a positive number")
         query = query.max_tokens(args.max_tokens)
     return query
 
@@ -139,14 +139,21 @@ def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
         args = prompt_parser().parse(split_line(line, magics.shell.user_ns))
     except HelpShown:
         return None
+    # everything is checked before anything is created or sent
+    if args.max_tokens is not None and args.max_tokens <= 0:
+        raise MagicUsageError("--max-tokens must be a positive number")
+    if args.overwrite and not args.new:
+        raise MagicUsageError("--overwrite goes with --new ID")
     use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
     cell = cell.rstrip("\n")  # IPython ends every cell body with a newline
-    prompt = interpolate(cell, magics.shell.user_ns) if use_interpolation else cell
+    shell = magics.shell
+    prompt = interpolate(cell, shell.user_ns, shell.user_ns_hidden) if use_interpolation else cell
     if not prompt.strip():
         raise MagicUsageError("nothing to send: write the prompt in the cell under %%claude "
                               "(or after %claude)")
+    client = magics.client  # a configuration error shows now, before a session is created
     session_id = _session_for(magics, args)
-    query = _build_query(magics, args, prompt, session_id)
+    query = _build_query(client, args, prompt, session_id)
     stream = magics.stream if args.stream is None else args.stream
     response = _ask(magics, query, args.fmt, stream)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MagicUsageError
 from ..session import SessionId
+from ..storage.base import metadata_matches
 from .arguments import HelpShown, MagicArgumentParser, did_you_mean, parse_pairs, split_line
 from .rendering import MarkdownText, SessionTable
 
@@ -78,7 +79,7 @@ def _confirm(args: argparse.Namespace, action: str) -> None:
 def _new(p: MagicArgumentParser) -> None:
     p.add_argument("id", nargs="?", help="session id (default: a new UUID)")
     p.add_argument("--system", metavar="TEXT", help="system prompt")
-    p.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--meta", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="metadata; VALUE is read as JSON when it can be (3, true, [1,2])")
     p.add_argument("--model", help="model for this session's turns")
     p.add_argument("--backend", help="backend for this session's turns")
@@ -94,7 +95,7 @@ def cmd_new(magics: ClaudeMagics, args: argparse.Namespace) -> None:
     if args.model:
         builder.with_model(args.model)
     if args.backend:
-        builder.with_backend(args.backend)
+        builder.with_backend(check_backend(args.backend))
     session = builder.build()
     magics.workspace.current = session.id
     print(f"Created session {session.id} and switched to it.")
@@ -110,23 +111,20 @@ def cmd_switch(magics: ClaudeMagics, args: argparse.Namespace) -> None:
 
 
 def _list(p: MagicArgumentParser) -> None:
-    p.add_argument("--meta", nargs="+", default=[], metavar="KEY=VALUE",
+    p.add_argument("--meta", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="only sessions with these metadata values")
     p.add_argument("--limit", type=int, help="show at most N sessions (newest first)")
 
 
 def cmd_list(magics: ClaudeMagics, args: argparse.Namespace) -> SessionTable:
     wanted = parse_pairs(args.meta)
-    summaries = [s for s in magics.manager.summaries()
-                 if all(s.metadata.get(k, _MISSING) == v for k, v in wanted.items())]
+    summaries = [s for s in magics.manager.summaries() if metadata_matches(s.metadata, wanted)]
     if args.limit is not None:
         if args.limit < 0:
             raise MagicUsageError("--limit must be 0 or more")
         summaries = summaries[: args.limit]
     return SessionTable(summaries, magics.workspace.current, magics.manager.location)
 
-
-_MISSING = object()
 
 
 def _optional_id(p: MagicArgumentParser) -> None:
@@ -141,20 +139,45 @@ def cmd_show(magics: ClaudeMagics, args: argparse.Namespace) -> MarkdownText:
 
 
 def _meta(p: MagicArgumentParser) -> None:
-    p.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="metadata to set")
-    p.add_argument("--unset", nargs="+", default=[], metavar="KEY", help="keys to remove")
+    p.add_argument("pairs", nargs="*", metavar="KEY=VALUE", help="entries to set")
+    p.add_argument("--unset", nargs="+", action="extend", default=[], metavar="KEY",
+                   help="keys to remove")
     p.add_argument("-s", "--session", help="session id (default: the current session)")
 
 
-def cmd_meta(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+def _edit(magics: ClaudeMagics, args: argparse.Namespace, what: str) -> None:
+    """Show, set or unset the session's ``metadata`` or ``settings``."""
     session_id = current_id(magics, args.session)
     if not args.pairs and not args.unset:
-        session = magics.manager.resume(session_id)
-        print("\n".join(f"{k} = {v!r}" for k, v in session.metadata.items()) or "(no metadata)")
+        entries = getattr(magics.manager.resume(session_id), what)
+        print("\n".join(f"{k} = {v!r}" for k, v in entries.items()) or f"(no {what})")
         return
-    magics.manager.update(session_id, metadata=parse_pairs(args.pairs, "meta"),
-                          unset=args.unset)
-    print(f"Updated the metadata of session {session_id}.")
+    values = parse_pairs(args.pairs, what)
+    if what == "settings":
+        if "backend" in values:
+            check_backend(values["backend"])
+        magics.manager.update(session_id, settings=values, unset_settings=args.unset)
+    else:
+        magics.manager.update(session_id, metadata=values, unset=args.unset)
+    print(f"Updated the {what} of session {session_id}.")
+
+
+def cmd_meta(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    _edit(magics, args, "metadata")
+
+
+def cmd_settings(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    _edit(magics, args, "settings")
+
+
+def check_backend(name: object) -> str:
+    """A backend name the client knows, else a one-line error listing them."""
+    from ..client import BACKENDS
+
+    if name not in BACKENDS:
+        raise MagicUsageError(f"unknown backend {name!r}{did_you_mean(str(name), BACKENDS)}; "
+                              f"choose one of {', '.join(BACKENDS)}")
+    return str(name)
 
 
 def _system(p: MagicArgumentParser) -> None:
@@ -292,12 +315,16 @@ def _nothing(p: MagicArgumentParser) -> None:
 def cmd_panel(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
     from ..widget import panel
 
+    if magics.panel is not None:  # one live panel per kernel: the old one stops listening
+        magics.panel.close()
+
     def new_session(session_id: str | None) -> Any:
         builder = magics.manager.create_session(session_id)
         return builder.with_system_prompt(magics.system_prompt).build()
 
-    return panel(manager=magics.manager, workspace=magics.workspace,
-                 export_dir=magics.notebook_dir, new_session=new_session)
+    magics.panel = panel(manager=magics.manager, workspace=magics.workspace,
+                         export_dir=magics.notebook_dir, new_session=new_session)
+    return magics.panel
 
 
 def _storage(p: MagicArgumentParser) -> None:
@@ -336,6 +363,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         Subcommand("list", "list sessions, newest first", cmd_list, _list),
         Subcommand("show", "show a session's metadata and transcript", cmd_show, _optional_id),
         Subcommand("meta", "show, set or unset metadata", cmd_meta, _meta),
+        Subcommand("settings", "show or set per-session model, backend, max_tokens",
+                   cmd_settings, _meta),
         Subcommand("system", "show or set the system prompt", cmd_system, _system),
         Subcommand("fork", "copy the current session and switch to the copy", cmd_fork, _fork),
         Subcommand("delete", "delete a session (with --yes)", cmd_delete, _delete),

@@ -102,3 +102,13 @@ def test_panel_new_uses_the_default_system_prompt(talked: TestingShell) -> None:
     assert magics.manager.resume("from-panel").system_prompt == "From config"
     assert magics.workspace.current == "from-panel"
     panel.close()
+
+
+def test_a_new_panel_replaces_the_old_one(talked: TestingShell) -> None:
+    manager = get_magics(talked).manager
+    first = talked.run_cell("%claude_session panel").result
+    listeners = len(manager._listeners)
+    second = talked.run_cell("%claude_session panel").result
+    assert second is not first and len(manager._listeners) == listeners
+    talked.run_cell("%unload_ext claude_magic")
+    assert manager._listeners == []

@@ -78,10 +78,22 @@ def test_braces_arrive_byte_for_byte(ip: TestingShell, server: FakeMessagesServe
     code = ('def f(x):\n    d = {"a": {1, 2}, "b": {}}\n    return f"{x!r} {d[\'a\']}" '
             '+ "{}".format(x) + "{{literal}}"\n# {not_defined} {In[99]} {Out[5]}\n')
     ip.run_cell("%claude_session new code")
-    ip.run_cell("x = 1")  # exists, but only bare {x} would be replaced
+    ip.run_cell("x = 1")  # exists, but only a bare {x} would be replaced
     cell(ip, "", code)
     # exactly as typed; only the newline(s) IPython leaves at the end of a cell are dropped
     assert server.message_requests[-1].body["messages"][-1]["content"] == code.rstrip("\n")
+
+
+def test_fenced_code_is_never_interpolated(ip: TestingShell,
+                                           server: FakeMessagesServer) -> None:
+    ip.run_cell("%claude_session new fenced")
+    ip.run_cell("i = 42\nname = 'Ada'")
+    prompt = ('Why does this print {name}?\n```python\nfor i in range(3):\n'
+              '    print(f"{i} {name}")\n```\nand {_} stays, {i} is replaced.')
+    cell(ip, "", prompt)
+    assert server.message_requests[-1].body["messages"][-1]["content"] == (
+        'Why does this print Ada?\n```python\nfor i in range(3):\n'
+        '    print(f"{i} {name}")\n```\nand {_} stays, 42 is replaced.')
 
 
 def test_interpolates_names_attributes_and_history(ip: TestingShell,
@@ -260,3 +272,18 @@ def test_mid_stream_failure_keeps_partial_answer(ip: TestingShell,
     cell(ip, "", "Again please")
     sent = server.message_requests[-1].body["messages"]
     assert sent == [{"role": "user", "content": "Again please"}]  # the failed turn is not resent
+
+
+def test_new_is_checked_first_and_can_rerun(ip: TestingShell,
+                                            server: FakeMessagesServer) -> None:
+    manager = get_magics(ip).manager
+    with pytest.raises(MagicUsageError, match="positive"):
+        cell(ip, "--new review --max-tokens 0", "hi")
+    assert not manager.exists("review")  # nothing was created by the refused cell
+    cell(ip, "--new review", "first run")
+    with pytest.raises(Exception, match="already exists"):
+        cell(ip, "--new review", "second run")
+    cell(ip, "--new review --overwrite", "second run")
+    assert manager.resume("review").messages[0].content == "second run"
+    with pytest.raises(MagicUsageError, match="--overwrite goes with --new"):
+        cell(ip, "--overwrite", "hi")

@@ -344,3 +344,37 @@ def test_list_shows_metadata_as_typed(shell: TestingShell) -> None:
     table = run(shell, "%claude_session list --meta name=x")
     assert 'automated=false, n=3, tags=["a"], name=x' in repr(table)
     assert "current" not in repr(table)  # the current session is filtered out
+
+
+def test_repeated_meta_options_add_up(shell: TestingShell) -> None:
+    run(shell, "%claude_session new rep --meta project=web --meta owner=ana level=2")
+    assert manager_of(shell).resume("rep").metadata == {"project": "web", "owner": "ana",
+                                                          "level": 2}
+    run(shell, "%claude_session meta --unset project --unset owner")
+    assert manager_of(shell).resume("rep").metadata == {"level": 2}
+
+
+def test_backend_is_checked_and_settings_can_be_changed(shell: TestingShell,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(MagicUsageError, match="did you mean 'anthropic'"):
+        run(shell, "%claude_session new t --backend antropic")
+    assert not manager_of(shell).exists("t")
+    run(shell, "%claude_session new t --backend echo --model m-1")
+    run(shell, "%claude_session settings backend=anthropic max_tokens=100 --unset model")
+    assert manager_of(shell).resume("t").settings == {"backend": "anthropic", "max_tokens": 100}
+    with pytest.raises(MagicUsageError, match="unknown backend"):
+        run(shell, "%claude_session settings backend=nope")
+    capsys.readouterr()
+    run(shell, "%claude_session settings")
+    assert "backend = 'anthropic'" in capsys.readouterr().out
+
+
+def test_failed_storage_switch_keeps_the_old_store(shell: TestingShell, tmp_path: Path) -> None:
+    from claude_magic.errors import StorageError
+
+    run(shell, "%claude_session new kept")
+    (tmp_path / "notes.txt").write_text("not a database, just notes\n" * 100)
+    with pytest.raises(StorageError):
+        run(shell, f"%claude_session storage sqlite:///{tmp_path / 'notes.txt'}")
+    assert current(shell) == "kept"
+    assert manager_of(shell).list() == ["kept"]
