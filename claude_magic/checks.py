@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,49 @@ def check_text(value: Any, what: str, *, optional: bool = False) -> Any:
         raise ValueError(f"{what} contains a lone surrogate, which UTF-8 cannot store; "
                          "decode the text properly first")
     return value
+
+
+_INT_LIMIT = 2**63  # what SQLite's INTEGER holds; beyond it a store would fail half-way
+
+
+def check_number(value: Any, what: str, *, optional: bool = False) -> Any:
+    """Return ``value`` if it is a finite ``int`` or ``float`` (not ``bool``), or None when
+    ``optional``; else ``TypeError`` / ``ValueError``."""
+    if value is None and optional:
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} must be a finite number, got {value!r}")
+        return value
+    if type(value) is bool or not isinstance(value, int):
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
+    if not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise ValueError(f"{what} is too large ({value}); use a number below 2**63")
+    return value
+
+
+def check_count(value: Any, what: str) -> int:
+    """Return ``value`` if it is an ``int`` (not ``bool``) from 0 to 2**63 - 1."""
+    if type(value) is not int:
+        if type(value) is bool or not isinstance(value, int):
+            raise TypeError(f"{what} must be int, got {type(value).__name__}")
+        value = int(value)
+    if not 0 <= value < _INT_LIMIT:
+        raise ValueError(f"{what} must be an int from 0 to 2**63 - 1, got {value}")
+    return value
+
+
+def json_text(value: Any) -> str:
+    """A value as a user types it: a string bare, anything else as one-line JSON
+    (``3``, ``true``, ``null``, ``["a", "b"]``, ``{"k": 1}``)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int or kind is float:  # the common case, as json.dumps writes it
+        return repr(value)
+    if isinstance(value, str):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def check_json_value(value: Any, where: str) -> Any:

@@ -21,9 +21,9 @@ from typing import Any
 
 from .backends import BACKEND_CLASSES, Backend, TurnRequest, TurnResult, create_backend
 from .backends.base import one_line
-from .errors import BackendError, BackendUnavailable
+from .errors import BackendError, BackendUnavailable, ClaudeMagicError
 from .manager import SessionManager
-from .session import Message, SessionId, Usage
+from .session import Message, SessionId, Usage, answered_turns
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 BACKENDS = ("auto", *BACKEND_CLASSES)
@@ -264,18 +264,8 @@ def answered_history(messages: Sequence[Message]) -> list[Message]:
     history always alternates user/assistant. Turns answered by the offline ``echo`` backend
     are dropped too: no model wrote them, so no model is told it did.
     """
-    history: list[Message] = []
-    question: Message | None = None
-    for message in messages:
-        if message.status != "ok":
-            continue
-        if message.role == "user":
-            question = message
-        elif question is not None:
-            if message.backend != "echo":
-                history += (question, message)
-            question = None
-    return history
+    return [message for question, answer in answered_turns(messages)
+            if answer.backend != "echo" for message in (question, answer)]
 
 
 class _Turn:
@@ -332,56 +322,69 @@ class _Turn:
                 first = time.perf_counter() - start
                 self.chunks.append(result.text)
                 yield result.text
+            duration = time.perf_counter() - start
+            text = "".join(self.chunks)
+            turn = None
+            if sid is not None:  # inside the try: if storing the answer fails, the failure
+                stored = manager.append(sid, Message(  # path marks the prompt, keeps the text
+                    "assistant", text, model=result.model, backend=name, usage=result.usage,
+                    cost_usd=result.cost_usd, stop_reason=result.stop_reason,
+                    duration_ms=round(duration * 1000, 3), ids=dict(result.ids)))
+                turn = stored.seq
         except BaseException as exc:
             if backend_turn is not None:
                 backend_turn.close()  # release the HTTP stream or the process first
             error = _as_backend_error(exc, name)
             self.error = error or exc
             if sid is not None and user is not None:
-                self._record_failure(sid, user.seq, name, request.model, start, self.error)
+                self._record_failure(sid, user.seq, name, request.model, start, self.error,
+                                     result)
             if error is not None and error is not exc:
                 raise error from exc
             raise
-        duration = time.perf_counter() - start
-        text = "".join(self.chunks)
-        turn = None
-        if sid is not None:
-            stored = manager.append(sid, Message(
-                "assistant", text, model=result.model, backend=name, usage=result.usage,
-                cost_usd=result.cost_usd, stop_reason=result.stop_reason,
-                duration_ms=round(duration * 1000, 3), ids=dict(result.ids)))
-            turn = stored.seq
         self.response = Response(
             text, model=result.model, stop_reason=result.stop_reason, usage=result.usage,
             cost_usd=result.cost_usd, ids=dict(result.ids), session_id=sid, turn=turn,
             backend=name, offline=result.offline, duration=duration, time_to_first_chunk=first)
 
     def _record_failure(self, sid: str, user_seq: int | None, name: str, model: str,
-                        start: float, exc: BaseException) -> None:
+                        start: float, exc: BaseException, result: TurnResult | None) -> None:
+        """Best effort: mark the prompt ``error`` and keep any text as an ``incomplete`` answer
+        (with what the turn cost, when known); a store failure here is only a warning, so it
+        never hides the turn's own error."""
         reason = _reason(exc)
         manager = self.query.client.manager
-        spent: TurnResult | None = getattr(exc, "result", None)  # e.g. a CLI error's cost
+        # what the turn cost: from a backend error (e.g. the CLI's), or the finished result
+        # when it was storing the answer that failed
+        spent: TurnResult | None = getattr(exc, "result", None) or result
+        partial = "".join(self.chunks)
+        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+
+        def answer(report: TurnResult) -> Message:
+            return Message("assistant", partial, status="incomplete", error=reason,
+                           model=report.model or model, backend=name, usage=report.usage,
+                           cost_usd=report.cost_usd, stop_reason=report.stop_reason,
+                           duration_ms=duration_ms, ids=dict(report.ids))
+
         try:
             if user_seq is not None:
                 manager.mark(sid, user_seq, "error", reason)
-            partial = "".join(self.chunks)
             if partial or (spent is not None and spent.cost_usd):
-                spent = spent or TurnResult()
-                manager.append(sid, Message(
-                    "assistant", partial, status="incomplete", error=reason,
-                    model=spent.model or model, backend=name, usage=spent.usage,
-                    cost_usd=spent.cost_usd, stop_reason=spent.stop_reason,
-                    duration_ms=round((time.perf_counter() - start) * 1000, 3),
-                    ids=dict(spent.ids)))
+                try:
+                    message = answer(spent or TurnResult())
+                except (TypeError, ValueError):  # the backend's figures were what was refused
+                    message = answer(TurnResult())
+                manager.append(sid, message)
         except Exception as store_exc:  # never hide the turn's own error behind this one
             warnings.warn(f"claude_magic could not record the failed turn in session {sid!r}: "
-                          f"{store_exc}", stacklevel=3)
+                          f"{one_line(store_exc)}", stacklevel=3)
 
 
-def _as_backend_error(exc: BaseException, name: str) -> BackendError | None:
-    """The error to raise for ``exc``: itself if ours, wrapped if another Exception, None for
-    GeneratorExit / KeyboardInterrupt (re-raised as they are)."""
-    if isinstance(exc, BackendError):
+def _as_backend_error(exc: BaseException, name: str) -> ClaudeMagicError | None:
+    """The error to raise for ``exc``: itself if ours (a backend's, or the store's when the
+    answer could not be stored), wrapped if another Exception, None for GeneratorExit /
+    KeyboardInterrupt (re-raised as they are)."""
+    if isinstance(exc, ClaudeMagicError):
         return exc
     if isinstance(exc, Exception):
         return BackendError(f"the {name} backend failed: {type(exc).__name__}: {one_line(exc)}")

@@ -13,9 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .checks import json_text
 from .errors import ClaudeMagicError
 from .session import Message, Session, SessionId, SessionStats
-from .storage._jsonio import write_atomic
+from .storage import _jsonio
 from .times import format_time, utc_now
 
 if TYPE_CHECKING:
@@ -61,16 +62,16 @@ def to_dataframe(manager: SessionManager) -> pandas.DataFrame:
 
     table = manager.summary_columns()
     columns: dict[str, Any] = {
-        "id": pd.array(table.ids, dtype="str"),
+        "id": _texts(table.ids),
         "created_at": _utc(table.created_at),
         "updated_at": _utc(table.updated_at),
-        "system_prompt": pd.array(table.system_prompts, dtype="str"),
+        "system_prompt": _texts(table.system_prompts),
         "turns": _ints(table.turns),
         "messages": _ints(table.message_count),
         "input_tokens": _ints(table.input_tokens),
         "output_tokens": _ints(table.output_tokens),
         "cost_usd": _floats(table.cost_usd),
-        "model": pd.array(table.last_model, dtype="str"),
+        "model": _texts(table.last_model),
     }
     for key in sorted({key for metadata in table.metadata for key in metadata}):
         columns[f"meta.{key}"] = _infer([metadata.get(key) for metadata in table.metadata])
@@ -99,7 +100,7 @@ def messages_dataframe(manager: SessionManager,
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(MESSAGE_COLUMNS)
     data = dict(zip(MESSAGE_COLUMNS, cols, strict=True))
     return pd.DataFrame({
-        **{name: pd.array(list(data[name]), dtype="str")
+        **{name: _texts(list(data[name]))
            for name in ("session_id", "role", "content", "status", "error", "model", "backend",
                         "stop_reason")},
         "seq": _ints(data["seq"]),
@@ -128,6 +129,21 @@ def _utc(values: list[Any]) -> Any:
     return pd.array(pd.to_datetime(values, utc=True, format="ISO8601"), dtype=_UTC)
 
 
+def text_dtype() -> str:
+    """The dtype of text columns: ``str`` on pandas 3; ``object`` on pandas 2, where ``str``
+    means NumPy strings and would turn a missing value into the text ``'None'``."""
+    import pandas as pd
+
+    return "str" if int(pd.__version__.split(".", 1)[0]) >= 3 else "object"
+
+
+def _texts(values: list[Any]) -> Any:
+    """A text column whose missing values (``None``) stay missing (NA) on pandas 2 and 3."""
+    import pandas as pd
+
+    return pd.array(values, dtype=text_dtype())
+
+
 def _ints(values: Iterable[Any]) -> Any:
     import numpy as np
 
@@ -153,7 +169,7 @@ def _infer(values: list[Any]) -> Any:
     elif kinds and kinds <= {int, float}:
         dtype = "float64"
     elif kinds == {str}:
-        dtype = "str"
+        dtype = text_dtype()
     try:
         return pd.array(values, dtype=dtype)
     except (OverflowError, TypeError, ValueError):  # e.g. an int beyond 64 bits
@@ -168,8 +184,8 @@ def _when(value: Any) -> str:
 
 
 def _cell_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A metadata key or value in a Markdown table cell (as typed, on one line)."""
+    return json_text(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _totals(stats: SessionStats) -> str:
@@ -261,15 +277,15 @@ def session_to_json(session: Session) -> str:
     return json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def session_from_json(text: str | bytes) -> Session:
-    """A :class:`Session` from :func:`session_to_json` output (or a bare session object)."""
+    """A :class:`Session` from :func:`session_to_json` output (or a bare session object).
+
+    Anything that is not such an export, including a field of the wrong type, raises
+    :class:`InvalidExport` with one line naming the field (``messages[3]: message cost_usd
+    must be a number, got str``); nothing is half-read."""
     try:
-        doc = json.loads(text, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = _jsonio.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError too
         raise InvalidExport(f"not a session export: invalid JSON ({exc})") from None
     if isinstance(doc, dict) and "format" in doc:
         if doc["format"] != EXPORT_FORMAT:
@@ -283,10 +299,8 @@ def session_from_json(text: str | bytes) -> Session:
         raise InvalidExport("not a session export: expected a JSON object with a session 'id'")
     try:
         return Session.from_dict(doc)
-    except ClaudeMagicError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidExport(f"session export is damaged: bad field {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidSessionId, InvalidMetadata too
+        raise InvalidExport(f"session export is damaged: {exc}") from None
 
 
 # --- files ------------------------------------------------------------------------------
@@ -316,8 +330,10 @@ def export_session(manager: SessionManager, session_id: str, fmt: str,
                    path: str | os.PathLike[str] | None = None, *, overwrite: bool = True) -> Any:
     """Export one session. Without ``path`` return the data (see :func:`export_data`).
 
-    With ``path`` (a file, or an existing directory to get ``<dir>/<id>.<ext>``) write it
-    atomically and return the absolute :class:`~pathlib.Path`. ``df`` cannot be written.
+    With ``path`` (a file, or a directory to get ``<dir>/<id>.<ext>``: an existing one, or
+    one ending in ``/``, created with its parents) write it atomically, with the mode new files
+    get (``0o666`` less the umask; a replaced file keeps its mode), and return the absolute
+    :class:`~pathlib.Path`. ``df`` cannot be written.
     """
     fmt = normalize_format(fmt)
     if path is None:
@@ -330,7 +346,7 @@ def export_session(manager: SessionManager, session_id: str, fmt: str,
         import nbformat
 
         data = nbformat.writes(data)
-    write_atomic(target.parent, target, data.encode("utf-8"))
+    _jsonio.write_atomic(target.parent, target, data.encode("utf-8"), private=False)
     return target
 
 
@@ -338,8 +354,9 @@ def sessions_export(manager: SessionManager, fmt: str,
                     path: str | os.PathLike[str] | None = None, *, overwrite: bool = True) -> Any:
     """Every session's header and totals (:func:`to_dataframe`): ``df`` or ``csv``.
 
-    Without ``path``: the DataFrame (df) or CSV text. With ``path`` (a file, or an existing
-    directory to get ``<dir>/sessions.csv``): write the CSV atomically, return the path.
+    Without ``path``: the DataFrame (df) or CSV text. With ``path`` (a file, or a directory
+    to get ``<dir>/sessions.csv``, as in :func:`export_session`): write the CSV atomically,
+    return the path.
     """
     fmt = normalize_format(fmt)
     if fmt not in ("df", "csv"):
@@ -350,13 +367,24 @@ def sessions_export(manager: SessionManager, fmt: str,
     if fmt == "df":
         raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
     target = _target(path, "sessions.csv", overwrite)
-    write_atomic(target.parent, target, frame.to_csv(index=False).encode("utf-8"))
+    _jsonio.write_atomic(target.parent, target, frame.to_csv(index=False).encode("utf-8"),
+                         private=False)
     return target
 
 
 def _target(path: str | os.PathLike[str], default_name: str, overwrite: bool) -> Path:
-    """The file to write: ``path``, or ``path/default_name`` when ``path`` is a directory."""
-    target = Path(path).expanduser()
+    """The file to write: ``path``, or ``path/default_name`` when ``path`` is a directory
+    (an existing one, or one ending in a separator, which is created with its parents)."""
+    text = os.fspath(path)
+    target = Path(text).expanduser()
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"cannot export to {text}: {target} is a file, not a directory")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise type(exc)(f"cannot export to {text}: cannot create the directory "
+                            f"({exc.strerror or exc})") from None
     if target.is_dir():
         target = target / default_name
     target = target.absolute()

@@ -176,7 +176,12 @@ class SessionManager:
         self._changed("updated", session_id)
 
     def append(self, session_id: str, message: Message) -> Message:
-        """Add a message at the end of a session; returns the stored message with its ``seq``."""
+        """Add a message at the end of a session; returns the stored message with its ``seq``.
+
+        A message with an ill-typed field is refused (``TypeError`` / ``ValueError``) and
+        nothing is written."""
+        if not isinstance(message, Message):
+            raise TypeError(f"append takes a Message, got {type(message).__name__}")
         stored = self.storage.append(SessionId(session_id), message)
         self._changed("appended", session_id)
         return stored

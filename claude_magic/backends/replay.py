@@ -1,7 +1,8 @@
 """The ``replay`` backend: answers from a recorded session, turn by turn, with no model.
 
 ``Config(backend="replay", replay_source=...)`` names the recording: a session id in the same
-store, or a JSON file holding one exported session (``Session.to_dict()``: ``{"id": ...,
+store, or a JSON file holding one exported session (``export_session(..., "json")`` /
+``%claude_session export --format json``, or a bare ``Session.to_dict()``: ``{"id": ...,
 "messages": [...]}``). Turn *n* of the session being run (counted over its answered turns) must
 ask exactly the recording's turn *n* (surrounding whitespace ignored); the answer is the recorded
 one, streamed word by word. Anything else raises :class:`ReplayMismatch` naming both prompts.
@@ -10,13 +11,13 @@ Only answered (``ok``) turns of the recording are replayed.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BackendUnavailable, ClaudeMagicError, ReplayMismatch
-from ..session import Message, Session
+from ..session import Message, Session, answered_turns
+from ..storage import _jsonio
 from .base import TurnRequest, TurnResult, shorten, split_words
 
 
@@ -25,7 +26,7 @@ def load_recording(source: str, request: TurnRequest) -> Session:
     else a session id in the request's store."""
     if source.endswith(".json") or os.path.isfile(source):
         try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
+            data = _jsonio.loads(Path(source).read_bytes())
         except (OSError, ValueError) as exc:
             raise BackendUnavailable(f"cannot read the replay file {source!r}: "
                                      f"{shorten(str(exc), 120)}") from exc
@@ -34,6 +35,8 @@ def load_recording(source: str, request: TurnRequest) -> Session:
                 raise BackendUnavailable(f"the replay file {source!r} holds "
                                          f"{len(data['sessions'])} sessions; export just one")
             data = data["sessions"][0]
+        elif isinstance(data, dict) and "format" in data and isinstance(data.get("session"), dict):
+            data = data["session"]  # a JSON export: {"format": ..., "session": {...}}
         try:
             return Session.from_dict(data)
         except (KeyError, TypeError, ValueError, ClaudeMagicError) as exc:
@@ -49,15 +52,7 @@ def load_recording(source: str, request: TurnRequest) -> Session:
 
 def recorded_turns(session: Session) -> list[tuple[Message, Message]]:
     """The recording's answered turns: each ``ok`` user message with the ``ok`` answer after it."""
-    turns: list[tuple[Message, Message]] = []
-    question: Message | None = None
-    for message in session.context():
-        if message.role == "user":
-            question = message
-        elif question is not None:
-            turns.append((question, message))
-            question = None
-    return turns
+    return answered_turns(session.messages)
 
 
 class ReplayBackend:

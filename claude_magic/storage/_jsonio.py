@@ -1,10 +1,18 @@
-"""JSON and file helpers shared by the directory store and its header index."""
+"""JSON and file helpers shared by the directory store, its header index and the exports.
+
+Files of the session store are private: :func:`write_atomic` creates them mode ``0600`` (as
+``tempfile.mkstemp`` does), since conversations may hold anything. Exports are the user's
+documents and are written with ``private=False``: mode ``0o666`` less the umask, like any new
+file, or the mode of the file they replace.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,9 +26,10 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def loads(raw: bytes) -> Any:
-    """Parse UTF-8 JSON bytes (a BOM is tolerated); ``ValueError`` if they are not JSON."""
-    return _DECODER.decode(raw.decode("utf-8-sig"))
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON text, or UTF-8 JSON bytes (a BOM is tolerated); ``ValueError`` (including
+    ``UnicodeDecodeError``) if it is not strict JSON."""
+    return _DECODER.decode(raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw)
 
 
 def dumps(value: Any, *, indent: int | None = None) -> bytes:
@@ -48,15 +57,21 @@ def read_file(path: str, size_hint: int = 0) -> bytes:
 
 
 def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = True,
-                 sync_rename: bool = True) -> None:
+                 sync_rename: bool = True, private: bool = True) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix.
 
     Temp file in the same directory, fsync, ``os.replace``, fsync of the directory; with
     ``durable=False`` (caches) the fsyncs are skipped. ``sync_rename=False`` skips only the
     directory's fsync: after a power cut the old file (complete, already durable) or the new
     one is there, for files whose content can be rebuilt from others.
+
+    The file is private (mode ``0600``: the store's files); with ``private=False`` it gets the
+    mode of the file it replaces, else ``0o666`` less the umask (exports).
     """
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    if private:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    else:
+        fd, tmp = _shared_temp(directory, path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -70,6 +85,32 @@ def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = Tr
         raise
     if durable and sync_rename:
         sync_dir(directory)
+
+
+def _shared_temp(directory: Path, path: Path) -> tuple[int, str]:
+    """A new temp file beside ``path`` with the mode ``path`` has, or the default for new
+    files (``0o666`` less the umask, which the kernel applies; no global umask change)."""
+    try:
+        mode: int | None = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except OSError:
+        mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        if mode is not None and hasattr(os, "fchmod"):
+            try:
+                os.fchmod(fd, mode)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+        return fd, tmp
+    raise FileExistsError(f"cannot create a temp file in {directory}")  # pragma: no cover
 
 
 def sync_dir(directory: Path) -> None:

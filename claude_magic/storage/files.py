@@ -239,19 +239,22 @@ class DirectoryStorage:
             self._write_header(session, stats)
 
     def append(self, session_id: SessionId, message: Message) -> Message:
-        stored = message.copy()
+        stored = message.copy()  # checks every field: a bad message is refused here
         path = self._messages_path(session_id)
         with self._locked():
             session, stats = self._read_header(session_id)
             stored.seq = self._next_seq(session_id, path)
+            # the line and the new totals are computed before anything is written, so a
+            # failure leaves the session as it was
+            line = self._message_line(stored)
+            if stored.seq != stats.message_count:
+                # totals went stale (a writer died between its two writes): recount
+                stats = SessionStats.of(self._read_messages(session_id, warn=False)[0])
+            stats.add(stored)
             with open(path, "ab") as handle:
-                handle.write(self._message_line(stored))
+                handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if stored.seq == stats.message_count:
-                stats.add(stored)
-            else:  # totals went stale (a writer died between its two writes): recount
-                stats = SessionStats.of(self._read_messages(session_id, warn=False)[0])
             session.updated_at = self._clock.now()
             # the fsynced line is the commit; the header only carries totals and updated_at,
             # which the next append recounts if a power cut loses this rename

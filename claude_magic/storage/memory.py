@@ -67,10 +67,12 @@ class MemoryStorage:
     def append(self, session_id: SessionId, message: Message) -> Message:
         with self._lock:
             session = self._get(session_id)
-            stored = message.copy()
+            stored = message.copy()  # checks every field: a bad message is refused here
             stored.seq = len(session.messages)
+            stats = self._stats[session_id].copy()
+            stats.add(stored)  # before any change, so a failure changes nothing
             session.messages.append(stored)
-            self._stats[session_id].add(stored)
+            self._stats[session_id] = stats
             session.updated_at = self._clock.now()
             return stored.copy()
 

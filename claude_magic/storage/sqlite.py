@@ -366,7 +366,7 @@ class SQLiteStorage:
                         _dumps(session.settings), format_time(session.updated_at), session_id))
 
     def append(self, session_id: SessionId, message: Message) -> Message:
-        stored = message.copy()
+        stored = message.copy()  # checks every field: a bad message is refused here
         with self._transaction() as db:
             self._check_writable(db, session_id)
             stored.seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages "
@@ -437,7 +437,8 @@ class SQLiteStorage:
             rows = self._read("SELECT id, system_prompt, metadata, created_at, updated_at, "
                               "message_count, turns, input_tokens, output_tokens, cost_usd, "
                               f"last_model FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
-        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)] or [[]] * 11
+        columns: list[Any] = ([list(column) for column in zip(*rows, strict=True)]
+                              or [[] for _ in range(11)])  # 11 separate lists
         # every text is a JSON object (``readable`` checked it): one parse of them all, as an
         # array, costs a fraction of one json.loads call per row
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -15,9 +16,10 @@ from claude_magic.errors import (
     BadRequest,
     OverloadedError,
     RateLimitError,
+    StorageError,
 )
 from claude_magic.manager import SessionManager
-from claude_magic.session import Session, Usage
+from claude_magic.session import Message, Session, Usage
 from claude_magic.testing.fake_server import FakeMessagesServer
 
 
@@ -162,6 +164,63 @@ def test_mid_stream_error_keeps_partial_text_as_incomplete(
 
     client.query("Again").session(session.id).send()
     assert server.message_requests[-1].body["messages"] == [{"role": "user", "content": "Again"}]
+
+
+def _failing_answers(manager: SessionManager, monkeypatch: pytest.MonkeyPatch,
+                     error: Exception) -> Callable[[str, Message], Message]:
+    """Make the store fail to append the (ok) answer of a turn, and only that; returns the
+    real ``append``."""
+    real = manager.append
+
+    def append(session_id: str, message: Message) -> Message:
+        if message.role == "assistant" and message.status == "ok":
+            raise error
+        return real(session_id, message)
+
+    monkeypatch.setattr(manager, "append", append)
+    return real
+
+
+def test_a_store_failure_at_the_end_of_a_turn_is_recorded_and_raised(
+        client: Client, server: FakeMessagesServer, manager: SessionManager, session: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.reply("Rust has three rules", usage={"input_tokens": 40, "output_tokens": 4},
+                 model="claude-sonnet-4-6")
+    real_append = _failing_answers(manager, monkeypatch, StorageError(
+        "session directory /x stayed locked for 60s; is another process stuck?"))
+    stream = client.query("Rules?").session(session.id).stream()
+    received = []
+    with pytest.raises(StorageError, match="stayed locked for 60s") as caught:
+        for chunk in stream:
+            received.append(chunk)
+    assert "".join(received) == "Rust has three rules"
+    assert "\n" not in str(caught.value) and stream.error is caught.value
+    with pytest.raises(Exception, match="failed"):
+        _ = stream.response
+
+    user, answer = manager.resume(session.id).messages
+    assert (user.status, answer.status) == ("error", "incomplete")
+    assert "stayed locked" in user.error and answer.error == user.error
+    assert answer.content == "Rust has three rules"  # the streamed text is kept
+    assert answer.usage == Usage(input_tokens=40, output_tokens=4) and answer.cost_usd > 0
+    assert answer.model == "claude-sonnet-4-6"
+
+    monkeypatch.setattr(manager, "append", real_append)
+    client.query("Again").session(session.id).send()  # the failed turn is not history
+    assert server.message_requests[-1].body["messages"] == [{"role": "user", "content": "Again"}]
+
+
+def test_an_answer_the_store_refuses_is_kept_as_incomplete_text(
+        client: Client, server: FakeMessagesServer, manager: SessionManager, session: Session,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.reply("Done.")
+    _failing_answers(manager, monkeypatch, TypeError("message cost_usd must be a number"))
+    with pytest.raises(Exception, match="TypeError: message cost_usd must be a number") as caught:
+        client.query("Go").session(session.id).send()
+    assert "\n" not in str(caught.value)
+    assert roles_and_statuses(manager, session.id) == [("user", "error"),
+                                                       ("assistant", "incomplete")]
+    assert manager.resume(session.id).messages[1].content == "Done."
 
 
 def test_closing_a_stream_early_keeps_the_store_consistent(

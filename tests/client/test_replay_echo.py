@@ -66,6 +66,17 @@ def test_replay_from_an_exported_json_file(recording: Session, tmp_path: Path) -
     assert replies[1] == "let a = String::from(\"x\"); let b = a;"
 
 
+def test_replay_from_a_json_export_file(recording: Session, manager: SessionManager,
+                                       tmp_path: Path) -> None:
+    from claude_magic.export import export_session
+
+    exported = export_session(manager, recording.id, "json", tmp_path / "export.json")
+    other = Client(Config(backend="replay", replay_source=str(exported)))
+    sid = other.manager.create_session().build().id
+    replies = [other.query(p).session(sid).send() for p in PROMPTS]
+    assert replies[1] == "let a = String::from(\"x\"); let b = a;"
+
+
 def test_a_changed_prompt_fails_naming_both_prompts(recording: Session,
                                                     manager: SessionManager) -> None:
     replayer = Client(Config(backend="replay", replay_source="recorded"), manager=manager)

@@ -11,14 +11,21 @@ import pandas as pd
 import pytest
 
 from claude_magic import SessionNotFound
-from claude_magic.export import MESSAGE_COLUMNS, SESSION_COLUMNS, messages_dataframe, to_dataframe
+from claude_magic.export import (
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    messages_dataframe,
+    text_dtype,
+    to_dataframe,
+)
 from claude_magic.manager import SessionManager
 
 UTC = "datetime64[us, UTC]"
+TEXT = "str" if int(pd.__version__.split(".")[0]) >= 3 else "object"  # pandas 2: object
 SESSION_DTYPES = {
-    "id": "str", "created_at": UTC, "updated_at": UTC, "system_prompt": "str", "turns": "int64",
+    "id": TEXT, "created_at": UTC, "updated_at": UTC, "system_prompt": TEXT, "turns": "int64",
     "messages": "int64", "input_tokens": "int64", "output_tokens": "int64",
-    "cost_usd": "float64", "model": "str",
+    "cost_usd": "float64", "model": TEXT,
 }
 
 
@@ -32,7 +39,7 @@ def test_sessions_frame_columns_dtypes_and_values(
     frame = manager.to_dataframe()
     assert list(frame.columns) == [*SESSION_COLUMNS, "meta.priority", "meta.project",
                                    "meta.ratio", "meta.reviewed", "meta.tags"]
-    assert dtypes(frame) == {**SESSION_DTYPES, "meta.priority": "Int64", "meta.project": "str",
+    assert dtypes(frame) == {**SESSION_DTYPES, "meta.priority": "Int64", "meta.project": TEXT,
                              "meta.ratio": "float64", "meta.reviewed": "boolean",
                              "meta.tags": "object"}
     assert list(frame["id"]) == ids  # newest first, like the store
@@ -91,16 +98,33 @@ def test_messages_frame_one_list_and_all(manager: SessionManager,
         "input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 5,
         "cache_read_input_tokens": 7}
     assert dtypes(one) == {
-        "session_id": "str", "seq": "int64", "role": "str", "content": "str",
-        "created_at": UTC, "status": "str", "error": "str", "model": "str", "backend": "str",
+        "session_id": TEXT, "seq": "int64", "role": TEXT, "content": TEXT,
+        "created_at": UTC, "status": TEXT, "error": TEXT, "model": TEXT, "backend": TEXT,
         "input_tokens": "int64", "output_tokens": "int64",
         "cache_creation_input_tokens": "int64", "cache_read_input_tokens": "int64",
-        "cost_usd": "float64", "stop_reason": "str", "duration_ms": "float64"}
+        "cost_usd": "float64", "stop_reason": TEXT, "duration_ms": "float64"}
     two = messages_dataframe(manager, ["s-old", "s-new"])
     assert list(two["session_id"]) == ["s-old"] * 4 + ["s-new"] * 7  # in the order asked
     everything = messages_dataframe(manager)
     assert list(dict.fromkeys(everything["session_id"])) == [i for i in ids if i != "s-empty"]
     assert len(everything) == 4 + 3 + 7
+
+
+def test_missing_text_stays_missing_not_the_string_none(
+        manager: SessionManager, filled: Callable[[SessionManager], list[str]]) -> None:
+    filled(manager)
+    assert text_dtype() == TEXT
+    frame = to_dataframe(manager).set_index("id")
+    assert list(frame["system_prompt"].isna()) == [True, False, False, True]  # newest first
+    assert frame["meta.project"].isna().tolist() == [True, False, False, False]
+    assert frame["model"].isna().tolist() == [True, False, False, False]
+    messages = messages_dataframe(manager, "s-mid")
+    assert messages["error"].isna().tolist() == [True, True, False]
+    assert messages["stop_reason"].isna().tolist() == [True, False, True]
+    for column in ("system_prompt", "model", "meta.project"):
+        assert "None" not in frame[column].dropna().tolist()
+    assert "None" not in frame.to_csv()
+    assert "None" not in messages.to_csv()
 
 
 def test_messages_frame_of_a_missing_session_raises(manager: SessionManager) -> None:

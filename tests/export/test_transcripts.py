@@ -116,12 +116,77 @@ def test_json_export_is_readable_and_versioned(manager: SessionManager,
      "version 9 is not supported"),
     ('[1, 2]', "expected a JSON object with a session 'id'"),
     ('{"id": "x", "created_at": NaN}', "invalid JSON"),
-    ('{"id": "x"}', "damaged: bad field"),
+    ('{"id": "x"}', "damaged: session has no 'created_at'"),
 ])
 def test_bad_json_is_one_clear_line(text: str, message: str) -> None:
     with pytest.raises(InvalidExport, match=message) as caught:
         session_from_json(text)
     assert "\n" not in str(caught.value)
+
+
+GOOD_MESSAGE = {"role": "assistant", "content": "hi", "created_at": "2026-01-01T00:00:00+00:00",
+                "cost_usd": 0.5, "duration_ms": 12.5, "usage": {"input_tokens": 3},
+                "ids": {"message_id": "m1"}, "seq": 0}
+
+
+def _doc(message: dict[str, object] | None = None, **header: object) -> str:
+    session: dict[str, object] = {"id": "x", "created_at": "2026-01-01T00:00:00+00:00",
+                                  "updated_at": "2026-01-01T00:00:00+00:00"}
+    session.update(header)
+    if message is not None:
+        session["messages"] = [{**GOOD_MESSAGE}, {**GOOD_MESSAGE, **message}]
+    return json.dumps({"format": "claude-magic/session-export", "version": 1,
+                       "session": session})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (_doc(system_prompt=5), "system_prompt must be str, got int"),
+    (_doc(metadata=[1]), "metadata must be a dict, got list"),
+    (_doc(settings=3), "settings must be a dict, got int"),
+    (_doc(created_at=7), "session created_at must be an ISO-8601 string, got int"),
+    (_doc(updated_at="yesterday"), "session updated_at is not an ISO-8601 time: 'yesterday'"),
+    (_doc(id="../x"), "invalid session id '../x'"),
+    (_doc(messages={"0": {}}), "session messages must be a list, got dict"),
+    (_doc({"cost_usd": "1"}), r"messages\[1\]: message cost_usd must be a number, got str"),
+    (_doc({"duration_ms": "x"}), r"messages\[1\]: message duration_ms must be a number"),
+    (_doc({"usage": {"input_tokens": "3"}}), r"messages\[1\]: usage input_tokens must be int"),
+    (_doc({"usage": [3]}), r"messages\[1\]: usage must be a JSON object, got list"),
+    (_doc({"ids": {"a": 1}}), r"messages\[1\]: message ids\['a'\] must be str, got int"),
+    (_doc({"ids": "abc"}), r"messages\[1\]: message ids must be a dict of str to str"),
+    (_doc({"model": 1}), r"messages\[1\]: message model must be str, got int"),
+    (_doc({"seq": -2}), r"messages\[1\]: message seq must be an int from 0"),
+    (_doc({"role": "system"}), r"messages\[1\]: message role must be one of"),
+    (_doc({"created_at": None}), r"messages\[1\]: message created_at must be an ISO-8601"),
+    (json.dumps({"id": "x", "created_at": "2026-01-01", "updated_at": "2026-01-01",
+                 "messages": [{"content": "hi", "created_at": "2026-01-01"}]}),
+     r"messages\[0\]: message has no 'role'"),
+    (json.dumps({"id": "x", "created_at": "2026-01-01", "updated_at": "2026-01-01",
+                 "messages": ["hi"]}), r"messages\[0\]: a message must be a JSON object"),
+])
+def test_ill_typed_export_is_one_line_naming_the_field(text: str, message: str) -> None:
+    with pytest.raises(InvalidExport, match=f"session export is damaged: .*{message}") as caught:
+        session_from_json(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_ill_typed_export_file_is_refused_before_anything_is_stored(
+        tmp_path: Path, manager: SessionManager) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(_doc({"duration_ms": "x"}), encoding="utf-8")
+    with pytest.raises(InvalidExport, match=r"messages\[1\]: message duration_ms"):
+        import_session_file(manager, path)
+    assert manager.list() == []
+    path.write_text(_doc({}), encoding="utf-8")
+    imported = import_session_file(manager, path)
+    assert [m.cost_usd for m in imported.messages] == [0.5, 0.5]
+    assert manager.messages_dataframe("x")["duration_ms"].tolist() == [12.5, 12.5]
+
+
+def test_sessions_refuse_a_system_prompt_that_is_not_text() -> None:
+    from claude_magic.session import Session
+
+    with pytest.raises(TypeError, match="system prompt must be str, got int"):
+        Session(id="x", system_prompt=5)  # type: ignore[arg-type]
 
 
 def test_import_file_refuses_to_overwrite_unless_asked(
@@ -169,6 +234,54 @@ def test_export_session_writes_files_atomically(
         assert list(frame["status"])[-1] == "incomplete"
     with pytest.raises(FileExistsError, match="exists; pass overwrite=True"):
         export_session(manager, "s-new", fmt, written, overwrite=False)
+
+
+@pytest.mark.parametrize("fmt", ["ipynb", "md", "json", "csv"])
+def test_exports_get_the_mode_of_new_files_not_0600(
+        fmt: str, tmp_path: Path, open_manager: Callable[..., SessionManager],
+        filled: Callable[[SessionManager], list[str]]) -> None:
+    import os
+    import stat
+
+    manager = open_manager("directory")
+    filled(manager)
+    old = os.umask(0o022)
+    try:
+        written = export_session(manager, "s-old", fmt, tmp_path)
+        table = sessions_export(manager, "csv", tmp_path / "all.csv")
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        assert stat.S_IMODE(table.stat().st_mode) == 0o644
+        os.umask(0o027)
+        fresh = export_session(manager, "s-old", fmt, tmp_path / f"other.{fmt}")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+        written.chmod(0o664)  # replacing a file keeps its mode
+        assert export_session(manager, "s-old", fmt, written) == written
+        assert stat.S_IMODE(written.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    store = Path(manager.storage.location)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in store.glob("s-*")} == {0o600}  # private
+
+
+@pytest.mark.parametrize("fmt", ["md", "json"])
+def test_a_path_ending_in_a_separator_is_a_directory(
+        fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manager: SessionManager,
+        filled: Callable[[SessionManager], list[str]]) -> None:
+    filled(manager)
+    monkeypatch.chdir(tmp_path)
+    written = export_session(manager, "s-old", fmt, "out/")
+    assert written == (tmp_path / "out" / f"s-old.{fmt}").absolute()
+    assert written.read_text(encoding="utf-8") == export_session(manager, "s-old", fmt) \
+        or fmt == "ipynb"
+    nested = export_session(manager, "s-new", fmt, str(tmp_path / "a" / "b") + "/")
+    assert nested == tmp_path / "a" / "b" / f"s-new.{fmt}" and nested.is_file()
+    assert sessions_export(manager, "csv", "tables/") == tmp_path / "tables" / "sessions.csv"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file, not a directory") as caught:
+        export_session(manager, "s-old", fmt, "file/")
+    assert "\n" not in str(caught.value)
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_export_session_returns_data_without_a_path(

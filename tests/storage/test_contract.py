@@ -264,6 +264,81 @@ def test_append_to_missing_session(manager: SessionManager) -> None:
     assert manager.list() == []
 
 
+BAD_FIELDS: list[tuple[str, object, type[Exception], str]] = [
+    ("cost_usd", "0.1", TypeError, "message cost_usd must be a number, got str"),
+    ("cost_usd", float("nan"), ValueError, "message cost_usd must be a finite number"),
+    ("cost_usd", True, TypeError, "message cost_usd must be a number, got bool"),
+    ("cost_usd", 2**70, ValueError, "message cost_usd is too large"),
+    ("duration_ms", "x", TypeError, "message duration_ms must be a number, got str"),
+    ("duration_ms", float("inf"), ValueError, "message duration_ms must be a finite number"),
+    ("ids", {"message_id": 7}, TypeError, r"message ids\['message_id'\] must be str, got int"),
+    ("ids", {3: "x"}, TypeError, "message ids keys must be str, got int"),
+    ("ids", ["x"], TypeError, "message ids must be a dict of str to str, got list"),
+    ("model", 4, TypeError, "message model must be str, got int"),
+    ("backend", b"api", TypeError, "message backend must be str, got bytes"),
+    ("stop_reason", ["end"], TypeError, "message stop_reason must be str, got list"),
+    ("error", 1, TypeError, "message error must be str, got int"),
+    ("created_at", "2026-01-01", TypeError, "message created_at must be a datetime, got str"),
+    ("seq", -1, ValueError, "message seq must be an int from 0"),
+    ("seq", "3", TypeError, "message seq must be int, got str"),
+    ("usage", {"input_tokens": 1}, TypeError, "message usage must be a Usage, got dict"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "error", "message"), BAD_FIELDS,
+                         ids=[f"{b[0]}={b[1]!r}" for b in BAD_FIELDS])
+def test_a_bad_message_is_refused_and_the_session_still_works(
+        manager: SessionManager, name: str, value: object, error: type[Exception],
+        message: str) -> None:
+    manager.create_session("chat").build()
+    manager.append("chat", Message("user", "q1"))
+    with pytest.raises(error, match=message) as caught:  # refused when it is made...
+        assistant("a1", **{name: value})
+    assert "\n" not in str(caught.value)
+    bad = assistant("a1")
+    setattr(bad, name, value)  # ...and when it is changed afterwards and then appended
+    before = manager.resume("chat")
+    with pytest.raises(error, match=message):
+        manager.append("chat", bad)
+    after = manager.resume("chat")
+    assert after.messages == before.messages and after.updated_at == before.updated_at
+    assert manager.summaries()[0].stats == before.stats
+    assert manager.damaged() == []
+    assert manager.append("chat", assistant("a1")).seq == 1
+    assert manager.append("chat", Message("user", "q2")).seq == 2
+    assert [m.content for m in manager.resume("chat").messages] == ["q1", "a1", "q2"]
+    assert manager.summaries()[0].stats == manager.resume("chat").stats
+
+
+@pytest.mark.parametrize(("fields", "error", "message"), [
+    ({"input_tokens": -1}, ValueError, "usage input_tokens must be an int from 0"),
+    ({"output_tokens": "5"}, TypeError, "usage output_tokens must be int, got str"),
+    ({"cache_read_input_tokens": 1.5}, TypeError, "usage cache_read_input_tokens must be int"),
+    ({"cache_creation_input_tokens": True}, TypeError, "must be int, got bool"),
+])
+def test_bad_usage_is_refused(manager: SessionManager, fields: dict[str, object],
+                              error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        Usage(**fields)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        Usage.from_dict(fields)
+    manager.create_session("chat").build()
+    bad = assistant("a1")
+    for key, value in fields.items():
+        setattr(bad.usage, key, value)
+    with pytest.raises(error, match=message):
+        manager.append("chat", bad)
+    assert manager.resume("chat").messages == []
+    assert manager.summaries()[0].stats.message_count == 0
+
+
+def test_append_takes_only_messages(manager: SessionManager) -> None:
+    manager.create_session("chat").build()
+    with pytest.raises(TypeError, match="append takes a Message, got dict"):
+        manager.append("chat", {"role": "user", "content": "hi"})  # type: ignore[arg-type]
+    assert manager.resume("chat").messages == []
+
+
 def test_stats_in_summaries(manager: SessionManager) -> None:
     manager.create_session("s").build()
     manager.append("s", Message("user", "q1"))
@@ -295,6 +370,15 @@ def test_summary_columns_match_summaries(manager: SessionManager) -> None:
     assert (table.message_count, table.turns, table.last_model) == ([1, 0], [0, 0], ["m-1", None])
     assert table.cost_usd == [s.stats.cost_usd for s in rows]
     manager.clear()
+    assert manager.summary_columns().ids == []
+
+
+def test_summary_columns_of_an_empty_store_are_separate_lists(manager: SessionManager) -> None:
+    table = manager.summary_columns()
+    table.ids.append("x")
+    table.turns.append(1)
+    assert (table.system_prompts, table.created_at, table.cost_usd, table.last_model) == \
+        ([], [], [], [])
     assert manager.summary_columns().ids == []
 
 
