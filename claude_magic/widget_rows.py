@@ -6,11 +6,11 @@ Pure Python (no ipywidgets), so it is cheap to test and to time.
 from __future__ import annotations
 
 import html
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .checks import json_text
 from .errors import ClaudeMagicError
 from .manager import SessionManager
 from .session import SessionSummary
@@ -25,16 +25,6 @@ BASE_COLUMNS: tuple[tuple[str, str, int, bool], ...] = (
     ("model", "model", 150, False),
 )
 Column = tuple[str, str, int, bool]
-
-
-def value_text(value: Any) -> str:
-    """A metadata value as a user types it: strings bare, everything else as JSON."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind is int or kind is float:
-        return repr(value)
-    return json.dumps(value, ensure_ascii=False)
 
 
 def parse_meta_filter(text: str) -> list[tuple[str, str | None]]:
@@ -65,7 +55,7 @@ def sort_key(column: str) -> Callable[[SessionSummary], Any]:
             return None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return (0, value, "")
-        return (1, 0, value_text(value))
+        return (1, 0, json_text(value))
     return meta
 
 
@@ -86,7 +76,7 @@ def cell_text(s: SessionSummary, key: str) -> str:
     if key == "model":
         return st.last_model or "—"
     value = s.metadata.get(key.removeprefix("meta."))
-    return "" if value is None else value_text(value)
+    return "" if value is None else json_text(value)
 
 
 class SessionRows:
@@ -131,7 +121,7 @@ class SessionRows:
     def _haystack(self, s: SessionSummary) -> str:
         hay = self._hay.get(s.id)
         if hay is None:
-            meta = " ".join(f"{k}={value_text(v)}" for k, v in s.metadata.items())
+            meta = " ".join(f"{k}={json_text(v)}" for k, v in s.metadata.items())
             hay = f"{s.id} {s.system_prompt or ''} {s.stats.last_model or ''} {meta}".lower()
             self._hay[s.id] = hay
         return hay
@@ -142,7 +132,7 @@ class SessionRows:
         wanted = parse_meta_filter(meta_filter)
         if wanted:
             rows = [s for s in rows if all(
-                k in s.metadata and (v is None or value_text(s.metadata[k]) == v)
+                k in s.metadata and (v is None or json_text(s.metadata[k]) == v)
                 for k, v in wanted)]
         words = text.lower().split()
         if words:

@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..backends.base import split_words
+
 DEFAULT_PREFIX = "[fake claude — no model was called]"
 STATE_ENV = "FAKE_CLAUDE_DIR"
 VERSION = "2.1.330 (Claude Code; fake)"
@@ -38,7 +40,6 @@ _LIST_OPTIONS = {"--allowedTools", "--allowed-tools", "--disallowedTools",
                  "--disallowed-tools", "--add-dir"}
 _FLAGS = {"-p", "--print", "--verbose", "--include-partial-messages", "--fork-session",
           "--continue", "-c", "--dangerously-skip-permissions", "--strict-mcp-config"}
-_WORD = re.compile(r"\s*\S+|\s+")
 
 
 class FakeClaude:
@@ -299,7 +300,7 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
             _emit({"type": "user", "message": {"role": "user", "content": [
                 {"tool_use_id": "toolu_fake", "type": "tool_result", "content": "ok"}]},
                 "parent_tool_use_id": None, "session_id": session_id})
-    chunks = item.get("chunks") or _WORD.findall(text)
+    chunks = item.get("chunks") or split_words(text)
     if kind == "api":
         for attempt in (1, 2):
             if fmt == "stream-json":

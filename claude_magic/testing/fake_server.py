@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..backends.base import split_words  # the chunking the offline backends use too
+
 DEFAULT_PREFIX = "[fake Messages API server — no model was called]"
 
 ERROR_TYPES = {
@@ -40,17 +42,11 @@ ERROR_TYPES = {
 }
 STATUS_OF_TYPE = {v: k for k, v in ERROR_TYPES.items()}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_WORD = re.compile(r"\s*\S+|\s+")
 
 
 def estimate_tokens(text: str) -> int:
     """A deterministic stand-in for a tokenizer: words and punctuation marks."""
     return len(_TOKEN.findall(text))
-
-
-def split_words(text: str) -> list[str]:
-    """Split text into word-sized chunks whose concatenation is the text."""
-    return _WORD.findall(text) or [text]
 
 
 def text_of(content: Any) -> str:
