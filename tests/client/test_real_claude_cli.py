@@ -2,7 +2,8 @@
 
 The CLI comes from CLAUDE_BINARY, `claude` on PATH, or the `claude-agent-sdk` wheel (which
 bundles it at claude_agent_sdk/_bundled/claude). The test is skipped only when none is
-installed. HOME and CLAUDE_CONFIG_DIR are temporary; nothing leaves 127.0.0.1.
+installed; one that is installed but fails `--version` makes it fail. HOME and
+CLAUDE_CONFIG_DIR are temporary; nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,31 +21,43 @@ from claude_magic.manager import SessionManager
 from claude_magic.testing.fake_server import DEFAULT_PREFIX, FakeMessagesServer, last_user_text
 
 
-def _real_cli() -> str | None:
+def _find_real_cli() -> tuple[str | None, str | None]:
+    """``(path, None)`` for the first real CLI; ``(None, None)`` when none is installed;
+    ``(None, problem)`` when one is installed but does not work (the test then fails)."""
     for candidate in (os.environ.get("CLAUDE_BINARY"), shutil.which("claude"), _bundled_binary()):
-        if not candidate:
+        if not candidate or not os.path.isfile(candidate):
             continue
         try:
-            version = subprocess.run([candidate, "--version"], capture_output=True, text=True,
-                                     timeout=60).stdout
-        except (OSError, subprocess.SubprocessError):
+            done = subprocess.run([candidate, "--version"], capture_output=True, text=True,
+                                  timeout=60)
+        except subprocess.TimeoutExpired:
+            return None, f"{candidate} --version did not answer in 60 s"
+        except OSError as exc:
+            return None, f"{candidate} --version cannot run: {exc.strerror or exc}"
+        if "fake" in done.stdout:  # the fake CLI shipped in claude_magic.testing
             continue
-        if "Claude Code" in version and "fake" not in version:
-            return candidate
-    return None
+        if done.returncode != 0 or "Claude Code" not in done.stdout:
+            output = " ".join((done.stdout + " " + done.stderr).split())[:200]
+            return None, (f"{candidate} --version exited with {done.returncode} and did not "
+                          f"report a Claude Code version: {output!r}")
+        return candidate, None
+    return None, None
 
 
-REAL_CLI = _real_cli()
+REAL_CLI, BROKEN_CLI = _find_real_cli()
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(REAL_CLI is None, reason="no real Claude Code CLI installed (set "
-                       "CLAUDE_BINARY, put `claude` on PATH, or pip install claude-agent-sdk)"),
+    pytest.mark.skipif(REAL_CLI is None and BROKEN_CLI is None,
+                       reason="no real Claude Code CLI installed (set CLAUDE_BINARY, put "
+                       "`claude` on PATH, or pip install claude-agent-sdk)"),
 ]
 
 
 def test_two_turns_through_the_real_cli_resume_the_first(
         server: FakeMessagesServer, manager: SessionManager, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    if BROKEN_CLI is not None:
+        pytest.fail(f"a Claude Code CLI is installed but broken: {BROKEN_CLI}")
     home = tmp_path / "home"
     workdir = tmp_path / "notebook"
     workdir.mkdir()
