@@ -7,13 +7,13 @@ look right in JupyterLab, in a terminal IPython and in a saved notebook.
 from __future__ import annotations
 
 import html
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from IPython.display import display
 
+from ..checks import json_text
 from ..session import SessionSummary
 
 MetadataDict = dict[str, Any]
@@ -74,11 +74,6 @@ def show_answer(text: str, fmt: str, metadata: MetadataDict) -> None:
     display(PlainText(text) if fmt == "text" else MarkdownText(text), metadata=metadata)
 
 
-def _as_text(value: Any) -> str:
-    """Metadata as the user typed it: strings bare, everything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
 def _short(text: str, width: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -101,7 +96,7 @@ class SessionTable:
                 str(s.stats.input_tokens + s.stats.output_tokens),
                 f"{s.stats.cost_usd:.4f}" if s.stats.cost_usd else "",
                 s.settings.get("model") or s.stats.last_model or "",
-                ", ".join(f"{k}={_short(_as_text(v), 20)}" for k, v in s.metadata.items()),
+                ", ".join(f"{k}={_short(json_text(v), 20)}" for k, v in s.metadata.items()),
             )
             for s in summaries
         ]
