@@ -38,7 +38,8 @@ import pandas as pd
 
 from claude_magic.export import to_dataframe
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionId, Usage
+from claude_magic.message import Message, Usage
+from claude_magic.session import Session, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.widget import SessionPanel
 

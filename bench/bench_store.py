@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionId, Usage
+from claude_magic.message import Message, Usage
+from claude_magic.session import Session, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.storage._headers import INDEX_NAME, TRUST_MARGIN_NS
 from claude_magic.times import format_time

@@ -29,7 +29,7 @@ import anthropic
 
 from claude_magic.client import Client, Config
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message
+from claude_magic.message import Message
 from claude_magic.storage import StorageBackend
 
 KEY = "sk-ant-bench-not-a-real-key"

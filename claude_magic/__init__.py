@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SessionId": "session",
     "Session": "session",
-    "Message": "session",
-    "Usage": "session",
+    "Message": "message",
+    "Usage": "message",
     "SessionBuilder": "session",
     "SessionSummary": "session",
     "SessionManager": "manager",
@@ -72,14 +72,8 @@ if TYPE_CHECKING:
         StorageError,
     )
     from .manager import SessionManager  # noqa: F401
-    from .session import (  # noqa: F401
-        Message,
-        Session,
-        SessionBuilder,
-        SessionId,
-        SessionSummary,
-        Usage,
-    )
+    from .message import Message, Usage  # noqa: F401
+    from .session import Session, SessionBuilder, SessionId, SessionSummary  # noqa: F401
     from .storage import StorageBackend  # noqa: F401
     from .workspace import Workspace  # noqa: F401
 

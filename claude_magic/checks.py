@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from .errors import InvalidMetadata
+from .times import parse_time
 
 
 def is_utf8(text: str) -> bool:
@@ -150,3 +152,30 @@ def check_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(settings, Mapping):
         raise InvalidMetadata(f"settings must be a dict, got {type(settings).__name__}")
     return check_json_value(settings, "settings")
+
+
+def required_field(data: Mapping[str, Any], key: str, what: str) -> Any:
+    """``data[key]``, or a ``ValueError`` naming the missing field."""
+    try:
+        return data[key]
+    except KeyError:
+        raise ValueError(f"{what} has no {key!r}") from None
+
+
+def time_field(data: Mapping[str, Any], key: str, what: str) -> datetime:
+    """``data[key]`` parsed as an ISO-8601 time; errors name the field."""
+    value = required_field(data, key, what)
+    try:
+        return parse_time(value)
+    except TypeError:
+        raise TypeError(f"{what} {key} must be an ISO-8601 string, "
+                        f"got {type(value).__name__}") from None
+    except ValueError:
+        raise ValueError(f"{what} {key} is not an ISO-8601 time: {str(value)[:40]!r}") from None
+
+
+def json_object(data: Any, what: str) -> Mapping[str, Any]:
+    """``data`` if it is a mapping (a JSON object), else a ``TypeError`` naming ``what``."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data

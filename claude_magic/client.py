@@ -23,7 +23,8 @@ from .backends import BACKEND_CLASSES, Backend, TurnRequest, TurnResult, create_
 from .backends.base import one_line
 from .errors import BackendError, BackendUnavailable, ClaudeMagicError
 from .manager import SessionManager
-from .session import Message, SessionId, Usage, answered_turns
+from .message import Message, Usage, answered_turns
+from .session import SessionId
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 BACKENDS = ("auto", *BACKEND_CLASSES)

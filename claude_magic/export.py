@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import json_text
 from .errors import ClaudeMagicError
-from .session import Message, Session, SessionId, SessionStats
+from .message import Message, SessionStats
+from .session import Session, SessionId
 from .storage import _jsonio
 from .times import format_time, utc_now
 

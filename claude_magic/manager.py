@@ -12,17 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import check_text
 from .errors import SessionNotFound
-from .session import (
-    _UNSET,
-    Message,
-    Session,
-    SessionBuilder,
-    SessionChanges,
-    SessionId,
-    SessionSummary,
-    Status,
-    check_status,
-)
+from .message import Message, Status, check_status
+from .session import _UNSET, Session, SessionBuilder, SessionChanges, SessionId, SessionSummary
 from .storage import StorageBackend, open_storage
 from .storage.base import metadata_matches
 from .times import utc_now

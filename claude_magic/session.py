@@ -1,32 +1,32 @@
-"""The data model: session ids, sessions, messages and the session builder. No I/O here."""
+"""The data model: session ids, sessions and the session builder (messages: message.py).
+
+No I/O here.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .checks import (
-    check_count,
     check_metadata,
-    check_number,
     check_settings,
     check_text,
     clone_json,
+    json_object,
+    required_field,
+    time_field,
 )
 from .errors import InvalidSessionId
-from .times import as_utc, format_time, parse_time, utc_now
+from .message import Message, SessionStats
+from .times import as_utc, format_time, utc_now
 
 if TYPE_CHECKING:
     from .storage.base import Storage
-
-Role = Literal["user", "assistant"]
-Status = Literal["ok", "error", "incomplete"]
-ROLES: tuple[str, ...] = ("user", "assistant")
-STATUSES: tuple[str, ...] = ("ok", "error", "incomplete")
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 # Names Windows reserves for devices; refused so a store can be copied to any OS.
@@ -82,235 +82,6 @@ class SessionId(str):
 
     def __repr__(self) -> str:
         return f"SessionId({str.__repr__(self)})"
-
-
-def check_status(status: Any) -> Status:
-    """Return ``status`` if it is ``ok``, ``error`` or ``incomplete``; else ``ValueError``."""
-    if status not in STATUSES:
-        raise ValueError(f"message status must be one of {STATUSES}, got {status!r}")
-    return status
-
-
-def _required(data: Mapping[str, Any], key: str, what: str) -> Any:
-    """``data[key]``, or a ``ValueError`` naming the missing field."""
-    try:
-        return data[key]
-    except KeyError:
-        raise ValueError(f"{what} has no {key!r}") from None
-
-
-def _time_field(data: Mapping[str, Any], key: str, what: str) -> datetime:
-    """``data[key]`` parsed as an ISO-8601 time; errors name the field."""
-    value = _required(data, key, what)
-    try:
-        return parse_time(value)
-    except TypeError:
-        raise TypeError(f"{what} {key} must be an ISO-8601 string, "
-                        f"got {type(value).__name__}") from None
-    except ValueError:
-        raise ValueError(f"{what} {key} is not an ISO-8601 time: {str(value)[:40]!r}") from None
-
-
-def _mapping(data: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{what} must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                 "cache_read_input_tokens")
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token usage of one model call: non-negative ints (checked on construction)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def __post_init__(self) -> None:
-        self.input_tokens = check_count(self.input_tokens, "usage input_tokens")
-        self.output_tokens = check_count(self.output_tokens, "usage output_tokens")
-        self.cache_creation_input_tokens = check_count(self.cache_creation_input_tokens,
-                                                       "usage cache_creation_input_tokens")
-        self.cache_read_input_tokens = check_count(self.cache_read_input_tokens,
-                                                   "usage cache_read_input_tokens")
-
-    def to_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> Usage:
-        """From a JSON object; a missing or ``null`` count is 0, other keys are ignored."""
-        if data is None:
-            return cls()
-        data = _mapping(data, "usage")
-        return cls(*[0 if data.get(name) is None else data[name] for name in _USAGE_FIELDS])
-
-
-@dataclass(slots=True)
-class Message:
-    """One message of a conversation, with what the backend reported about it.
-
-    ``status`` is ``ok``, ``error`` (the turn failed; ``error`` says why) or ``incomplete``
-    (text streamed before a failure). Only ``ok`` messages are sent back to the model.
-    ``seq`` is the message's position in its session, assigned by the store.
-    """
-
-    role: Role
-    content: str
-    created_at: datetime = field(default_factory=utc_now)
-    status: Status = "ok"
-    error: str | None = None
-    model: str | None = None
-    backend: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float | None = None
-    stop_reason: str | None = None
-    duration_ms: float | None = None
-    ids: dict[str, str] = field(default_factory=dict)
-    seq: int | None = None
-
-    def __post_init__(self) -> None:
-        """Check every field, so no store ever writes a message it cannot read back."""
-        if self.role not in ROLES:
-            raise ValueError(f"message role must be one of {ROLES}, got {self.role!r}")
-        check_status(self.status)
-        if not isinstance(self.created_at, datetime):
-            raise TypeError("message created_at must be a datetime, "
-                            f"got {type(self.created_at).__name__}")
-        self.created_at = as_utc(self.created_at)
-        check_text(self.content, "message content")
-        check_text(self.error, "message error", optional=True)
-        check_text(self.model, "message model", optional=True)
-        check_text(self.backend, "message backend", optional=True)
-        check_text(self.stop_reason, "message stop_reason", optional=True)
-        if not isinstance(self.usage, Usage):
-            raise TypeError(f"message usage must be a Usage, got {type(self.usage).__name__}")
-        check_number(self.cost_usd, "message cost_usd", optional=True)
-        check_number(self.duration_ms, "message duration_ms", optional=True)
-        self.ids = _check_ids(self.ids)
-        if self.seq is not None:
-            self.seq = check_count(self.seq, "message seq")
-
-    def copy(self) -> Message:
-        """A copy that shares nothing mutable with this message; checks every field again."""
-        usage, ids = self.usage, self.ids
-        return replace(self, usage=replace(usage) if isinstance(usage, Usage) else usage,
-                       ids=dict(ids) if isinstance(ids, Mapping) else ids)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``from_dict`` reverses it exactly."""
-        return {
-            "seq": self.seq,
-            "role": self.role,
-            "content": self.content,
-            "created_at": format_time(self.created_at),
-            "status": self.status,
-            "error": self.error,
-            "model": self.model,
-            "backend": self.backend,
-            "usage": self.usage.to_dict(),
-            "cost_usd": self.cost_usd,
-            "stop_reason": self.stop_reason,
-            "duration_ms": self.duration_ms,
-            "ids": dict(self.ids),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Message:
-        """Reverse :meth:`to_dict`; ``TypeError`` / ``ValueError`` name a bad field."""
-        data = _mapping(data, "a message")
-        ids = data.get("ids")
-        return cls(
-            role=_required(data, "role", "message"),
-            content=_required(data, "content", "message"),
-            created_at=_time_field(data, "created_at", "message"),
-            status=data.get("status") or "ok",
-            error=data.get("error"),
-            model=data.get("model"),
-            backend=data.get("backend"),
-            usage=Usage.from_dict(data.get("usage")),
-            cost_usd=data.get("cost_usd"),
-            stop_reason=data.get("stop_reason"),
-            duration_ms=data.get("duration_ms"),
-            ids={} if ids is None else ids,
-            seq=data.get("seq"),
-        )
-
-
-def _check_ids(ids: Any) -> dict[str, str]:
-    """A message's backend ids: a dict of str to str (a copy when another mapping is given)."""
-    if type(ids) is not dict:
-        if not isinstance(ids, Mapping):
-            raise TypeError(f"message ids must be a dict of str to str, got {type(ids).__name__}")
-        ids = dict(ids)
-    for key, value in ids.items():
-        if type(key) is not str:
-            raise TypeError(f"message ids keys must be str, got {type(key).__name__} {key!r}")
-        check_text(key, "message ids key")
-        check_text(value, f"message ids[{key!r}]")
-    return ids
-
-
-def answered_turns(messages: Iterable[Message]) -> list[tuple[Message, Message]]:
-    """The answered turns, oldest first: each ``ok`` user message with the ``ok`` answer that
-    follows it. A user message left without an answer (a failed turn, a kernel that died
-    mid-turn) is skipped, so the turns always alternate question / answer."""
-    turns: list[tuple[Message, Message]] = []
-    question: Message | None = None
-    for message in messages:
-        if message.status != "ok":
-            continue
-        if message.role == "user":
-            question = message
-        elif question is not None:
-            turns.append((question, message))
-            question = None
-    return turns
-
-
-@dataclass(slots=True)
-class SessionStats:
-    """Totals over a session's messages, kept by every store so listings need no messages."""
-
-    message_count: int = 0
-    turns: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    last_model: str | None = None
-
-    def add(self, message: Message) -> None:
-        self.message_count += 1
-        if message.role == "user":
-            self.turns += 1
-        self.input_tokens += message.usage.input_tokens
-        self.output_tokens += message.usage.output_tokens
-        self.cost_usd += message.cost_usd or 0.0
-        if message.model:
-            self.last_model = message.model
-
-    @classmethod
-    def of(cls, messages: Iterable[Message]) -> SessionStats:
-        stats = cls()
-        for message in messages:
-            stats.add(message)
-        return stats
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def copy(self) -> SessionStats:
-        return SessionStats(self.message_count, self.turns, self.input_tokens,
-                            self.output_tokens, self.cost_usd, self.last_model)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> SessionStats:
-        data = data or {}
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(slots=True)
@@ -395,7 +166,7 @@ class Session:
     def from_dict(cls, data: Mapping[str, Any]) -> Session:
         """Reverse :meth:`to_dict`. Ill-typed data raises ``TypeError`` / ``ValueError`` (or
         their subclasses ``InvalidSessionId``, ``InvalidMetadata``) naming the field."""
-        data = _mapping(data, "a session")
+        data = json_object(data, "a session")
         messages = data.get("messages")
         if messages is None:
             messages = []
@@ -410,12 +181,12 @@ class Session:
                 raise kind(f"messages[{index}]: {exc}") from None
         metadata, settings = data.get("metadata"), data.get("settings")
         return cls(
-            id=SessionId(_required(data, "id", "session")),
+            id=SessionId(required_field(data, "id", "session")),
             system_prompt=check_text(data.get("system_prompt"), "system_prompt", optional=True),
             metadata=check_metadata({} if metadata is None else metadata),
             settings=check_settings({} if settings is None else settings),
-            created_at=_time_field(data, "created_at", "session"),
-            updated_at=_time_field(data, "updated_at", "session"),
+            created_at=time_field(data, "created_at", "session"),
+            updated_at=time_field(data, "updated_at", "session"),
             messages=parsed,
         )
 

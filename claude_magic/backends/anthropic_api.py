@@ -23,7 +23,7 @@ from ..errors import (
     OverloadedError,
     RateLimitError,
 )
-from ..session import Usage
+from ..message import Usage
 from .base import TurnRequest, TurnResult, one_line
 from .pricing import estimate_cost
 

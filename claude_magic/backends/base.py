@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import BackendError
-from ..session import Message, Usage
+from ..message import Message, Usage
 
 if TYPE_CHECKING:
     from ..client import Config

@@ -37,7 +37,7 @@ from ..errors import (
     OverloadedError,
     RateLimitError,
 )
-from ..session import Message, Usage
+from ..message import Message, Usage
 from .base import TurnRequest, TurnResult, attach_result, one_line
 
 if TYPE_CHECKING:

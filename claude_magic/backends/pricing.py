@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..session import Usage
+from ..message import Usage
 
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "claude-opus-4-6": (5.0, 25.0),

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BackendUnavailable, ClaudeMagicError, ReplayMismatch
-from ..session import Message, Session, answered_turns
+from ..message import Message, answered_turns
+from ..session import Session
 from ..storage import _jsonio
 from .base import TurnRequest, TurnResult, shorten, split_words
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..errors import StorageError
-from ..session import _VALID_ID, Session, SessionId, SessionStats, SessionSummary
+from ..message import SessionStats
+from ..session import _VALID_ID, Session, SessionId, SessionSummary
 from ..times import format_time, parse_time
 from ._jsonio import dumps, loads, read_file, write_atomic
 from .base import DamagedEntry, warn_damaged

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import StorageWarning
-from ..session import Message, Session, SessionChanges, SessionId, SessionSummary, Status
+from ..message import Message, Status
+from ..session import Session, SessionChanges, SessionId, SessionSummary
 
 
 @dataclass(frozen=True, slots=True)

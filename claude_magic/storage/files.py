@@ -28,15 +28,8 @@ from typing import Any
 
 from ..checks import clone_json
 from ..errors import DamagedSession, InvalidSessionId, SessionExists, SessionNotFound, StorageError
-from ..session import (
-    Message,
-    Session,
-    SessionChanges,
-    SessionId,
-    SessionStats,
-    SessionSummary,
-    Status,
-)
+from ..message import Message, SessionStats, Status
+from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from ._headers import HEADER_SUFFIX, HeaderCache, NotASession, header_bytes, parse_header
 from ._jsonio import dumps, loads, sync_dir, write_atomic

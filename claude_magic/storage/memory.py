@@ -6,15 +6,8 @@ import threading
 
 from ..checks import clone_json
 from ..errors import SessionExists, SessionNotFound
-from ..session import (
-    Message,
-    Session,
-    SessionChanges,
-    SessionId,
-    SessionStats,
-    SessionSummary,
-    Status,
-)
+from ..message import Message, SessionStats, Status
+from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from .base import DamagedEntry, SummaryColumns, newest_first
 

@@ -24,17 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageError
-from ..session import (
-    _RESERVED,
-    Message,
-    Session,
-    SessionChanges,
-    SessionId,
-    SessionStats,
-    SessionSummary,
-    Status,
-    Usage,
-)
+from ..message import Message, SessionStats, Status, Usage
+from ..session import _RESERVED, Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock, format_time, parse_time
 from .base import DamagedEntry, SummaryColumns, warn_damaged
 

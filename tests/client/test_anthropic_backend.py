@@ -19,7 +19,8 @@ from claude_magic.errors import (
     StorageError,
 )
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, Usage
+from claude_magic.message import Message, Usage
+from claude_magic.session import Session
 from claude_magic.testing.fake_server import FakeMessagesServer
 
 

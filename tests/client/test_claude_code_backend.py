@@ -21,7 +21,8 @@ from claude_magic.errors import (
     RateLimitError,
 )
 from claude_magic.manager import SessionManager
-from claude_magic.session import Session, Usage
+from claude_magic.message import Usage
+from claude_magic.session import Session
 from claude_magic.testing.fake_claude import FakeClaude
 from claude_magic.testing.fake_server import FakeMessagesServer
 

@@ -11,7 +11,7 @@ import pytest
 from claude_magic.client import Client, Config, Response, answered_history
 from claude_magic.errors import BackendError, BackendUnavailable, SessionNotFound
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Usage
+from claude_magic.message import Message, Usage
 
 
 def test_importing_the_client_does_not_import_the_sdk() -> None:

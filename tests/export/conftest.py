@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, Usage
+from claude_magic.message import Message, Usage
+from claude_magic.session import Session
 from claude_magic.storage import StorageBackend
 from claude_magic.times import utc_now
 

@@ -324,7 +324,7 @@ def test_sessions_export_every_session(tmp_path: Path, manager: SessionManager,
 
 def test_offline_answers_are_not_labelled_as_claude() -> None:
     from claude_magic.export import message_markdown
-    from claude_magic.session import Message
+    from claude_magic.message import Message
 
     assert message_markdown(Message("assistant", "hi", backend="echo")).startswith(
         "**Offline echo (no model)**")

@@ -10,7 +10,7 @@ import pytest
 
 from claude_magic.errors import MagicUsageError
 from claude_magic.magics import get_magics
-from claude_magic.session import Message, Usage
+from claude_magic.message import Message, Usage
 from claude_magic.testing.shell import TestingShell
 
 

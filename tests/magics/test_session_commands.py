@@ -202,7 +202,7 @@ def test_system_set_show_clear(shell: TestingShell, capsys: pytest.CaptureFixtur
 
 
 def test_fork_copies_and_switches(shell: TestingShell) -> None:
-    from claude_magic.session import Message
+    from claude_magic.message import Message
 
     run(shell, "%claude_session new base --system P --meta k=v")
     manager_of(shell).append("base", Message("user", "hello"))

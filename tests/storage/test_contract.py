@@ -15,7 +15,8 @@ from claude_magic.errors import (
     SessionNotFound,
 )
 from claude_magic.manager import SessionManager, parse_age
-from claude_magic.session import Message, Session, SessionBuilder, SessionId, Usage
+from claude_magic.message import Message, Usage
+from claude_magic.session import Session, SessionBuilder, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.times import utc_now
 

@@ -10,7 +10,7 @@ import pytest
 
 from claude_magic.errors import DamagedSession, SessionExists, StorageError, StorageWarning
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message
+from claude_magic.message import Message
 from claude_magic.storage import StorageBackend
 
 

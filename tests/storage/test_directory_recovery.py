@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message
+from claude_magic.message import Message
 from claude_magic.storage import StorageBackend, _headers
 from claude_magic.storage._headers import INDEX_NAME, INDEX_REFRESH, HeaderCache
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from claude_magic.errors import InvalidMetadata, InvalidSessionId
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionBuilder, SessionId
+from claude_magic.message import Message
+from claude_magic.session import Session, SessionBuilder, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import ID_OK

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message
+from claude_magic.message import Message
 
 WORKER = str(Path(__file__).with_name("worker.py"))
 WRITERS, APPENDS, CREATES = 4, 100, 25

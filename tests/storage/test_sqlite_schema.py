@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from claude_magic.errors import StorageError, StorageWarning
-from claude_magic.session import Message
+from claude_magic.message import Message
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import SQLiteStorage
 from claude_magic.times import parse_time

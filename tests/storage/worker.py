@@ -17,7 +17,8 @@ import sys
 
 from claude_magic.errors import SessionExists
 from claude_magic.manager import SessionManager
-from claude_magic.session import Message, Session, SessionId
+from claude_magic.message import Message
+from claude_magic.session import Session, SessionId
 
 SHARED = "shared"
 
