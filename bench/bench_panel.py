@@ -30,45 +30,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sample_sessions import sample_session
 
 from claude_magic.export import to_dataframe
 from claude_magic.manager import SessionManager
-from claude_magic.message import Message, Usage
-from claude_magic.session import Session, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.widget import SessionPanel
 
 PANEL_MS, FILTER_MS, FRAME_RATIO = 300.0, 50.0, 2.0
-PROJECTS = ["web-api", "data", "ml", "docs", "infra", "mobile", "research"]
-
-
-def make_session(i: int, messages: int) -> Session:
-    start = pd.Timestamp("2025-01-01", tz="UTC").to_pydatetime() + timedelta(minutes=i)
-    history = []
-    for j in range(messages):
-        user = j % 2 == 0
-        history.append(Message(
-            "user" if user else "assistant",
-            f"{'Question' if user else 'Answer'} {j} about topic {i % 97}: " + "lorem ipsum " * 12,
-            created_at=start + timedelta(seconds=j),
-            model=None if user else ("claude-sonnet-4-5" if i % 3 else "claude-opus-4-1"),
-            usage=Usage() if user else Usage(200 + j, 80 + j), cost_usd=None if user else 0.002))
-    return Session(id=SessionId(f"session-{i:05d}"), system_prompt=f"You help with {i % 13}.",
-                   metadata={"project": PROJECTS[i % 7], "owner": f"user{i % 11}", "n": i},
-                   created_at=start, updated_at=history[-1].created_at if history else start,
-                   messages=history)
 
 
 def fill(backend: StorageBackend, sessions: int, messages: int) -> float:
     start = time.perf_counter()
     with SessionManager(backend) as manager:
         for i in range(sessions):
-            manager.import_session(make_session(i, messages))
+            manager.import_session(sample_session(i, messages))
     return time.perf_counter() - start
 
 

@@ -38,12 +38,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from sample_sessions import sample_session, session_id
+
 from claude_magic.manager import SessionManager
-from claude_magic.message import Message, Usage
+from claude_magic.message import Message
 from claude_magic.session import Session, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.storage._headers import INDEX_NAME, TRUST_MARGIN_NS
@@ -53,33 +54,9 @@ LIST_MS = {"sqlite": 20.0, "directory": 150.0}
 APPEND_RATIO = 1.5
 SUMMARIES_RATIO_SQLITE = 2.0
 SUMMARIES_MS_DIRECTORY = 1500.0
-PROJECTS = ["web-api", "data", "ml", "docs", "infra", "mobile", "research"]
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 # --- data ---------------------------------------------------------------------------------
-
-
-def make_session(session_id: str, i: int, messages: int) -> Session:
-    created = START + timedelta(minutes=i)
-    history = []
-    for j in range(messages):
-        user = j % 2 == 0
-        history.append(Message(
-            "user" if user else "assistant",
-            f"{'Question' if user else 'Answer'} {j} about topic {i % 97}: " + "lorem ipsum " * 12,
-            created_at=created + timedelta(seconds=j),
-            model=None if user else "claude-sonnet-4-5",
-            usage=Usage() if user else Usage(200 + j, 80 + j), cost_usd=None if user else 0.002))
-    updated = history[-1].created_at if history else created
-    return Session(id=SessionId(session_id), system_prompt=f"You help with topic {i % 13}.",
-                   metadata={"project": PROJECTS[i % 7], "owner": f"user{i % 11}", "n": i,
-                             "tags": ["bench", f"t{i % 5}"]},
-                   created_at=created, updated_at=updated, messages=history)
-
-
-def session_id(i: int) -> str:
-    return f"session-{i:05d}"
 
 
 # --- timing -------------------------------------------------------------------------------
@@ -233,7 +210,7 @@ def bench_store(kind: str, work: Path, sessions: int, messages: int, appends: in
     ours_fill, raw_fill = [], []
     with SessionManager(backend) as manager:
         for i in range(sessions):  # made one at a time: the run holds no big object graph
-            session = make_session(session_id(i), i, messages)
+            session = sample_session(i, messages)
             start = time.perf_counter()
             manager.import_session(session)
             middle = time.perf_counter()
@@ -310,7 +287,7 @@ def bench_store(kind: str, work: Path, sessions: int, messages: int, appends: in
     # append: 1st message vs 1,001st, interleaved
     big = [f"big-{k}" for k in range(appends)]
     for k, sid in enumerate(big):
-        session = make_session(sid, k, 1000)
+        session = sample_session(k, 1000, sid)
         manager.import_session(session)
         raw.create(session)
     del session
