@@ -75,7 +75,10 @@ def json_text(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return str(value)
-    return json.dumps(value, ensure_ascii=False)
+    return _encode(value)
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps builds one per call
 
 
 def check_json_value(value: Any, where: str) -> Any:

@@ -91,7 +91,8 @@ class SessionRows:
 
     def load(self, summaries: list[SessionSummary]) -> None:
         self.summaries = summaries
-        self._hay.clear()
+        # the search text of every row, built once here so that filtering is only lookups
+        self._hay = {s.id: self._search_text(s) for s in summaries}
         self._count_meta()
 
     def update(self, manager: SessionManager, session_ids: Iterable[str]) -> None:
@@ -121,10 +122,14 @@ class SessionRows:
     def _haystack(self, s: SessionSummary) -> str:
         hay = self._hay.get(s.id)
         if hay is None:
-            meta = " ".join(f"{k}={json_text(v)}" for k, v in s.metadata.items())
-            hay = f"{s.id} {s.system_prompt or ''} {s.stats.last_model or ''} {meta}".lower()
-            self._hay[s.id] = hay
+            hay = self._hay[s.id] = self._search_text(s)
         return hay
+
+    @staticmethod
+    def _search_text(s: SessionSummary) -> str:
+        """What the text filter searches: id, prompt, model and ``key=value`` metadata."""
+        meta = " ".join(f"{k}={json_text(v)}" for k, v in s.metadata.items())
+        return f"{s.id} {s.system_prompt or ''} {s.stats.last_model or ''} {meta}".lower()
 
     def select(self, text: str, meta_filter: str, column: str, descending: bool) -> None:
         """Filter (words in id, prompt, model or metadata; ``key=value``) then sort."""
