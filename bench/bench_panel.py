@@ -3,7 +3,7 @@
 Fills each store with N sessions of 10 messages, then times, as medians of several runs:
 
 - building the panel and its first page (a fresh manager each run, as in a new kernel);
-- applying a text filter (the first one builds the search index), a metadata filter, a sort;
+- applying a text filter (the search text is built with the panel), a metadata filter, a sort;
 - ``to_dataframe()`` beside a baseline of plain ``sqlite3`` rows into ``pandas.DataFrame``
   (and, for context, a hand-written equivalent: the same rows with timestamps and metadata
   parsed); on the directory store beside ``json.loads`` of every header file;
