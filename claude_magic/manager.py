@@ -146,6 +146,10 @@ class SessionManager:
         """Every session's header and totals (no messages), most recently updated first."""
         return self.storage.summaries()
 
+    def summary(self, session_id: str) -> SessionSummary | None:
+        """One session's header and totals, without its messages (None when missing)."""
+        return self.storage.summary(SessionId(session_id))
+
     def summary_columns(self) -> SummaryColumns:
         """:meth:`summaries` as columns, read the fastest way the store has (for DataFrames)."""
         return self.storage.summary_columns()

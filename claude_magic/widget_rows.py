@@ -101,15 +101,13 @@ class SessionRows:
         for session_id in session_ids:
             self._hay.pop(session_id, None)
             try:
-                session = manager.get(session_id)
+                summary = manager.summary(session_id)  # the header only, not the messages
             except ClaudeMagicError:  # damaged or invalid: not shown, like summaries()
-                session = None
-            if session is None:
+                summary = None
+            if summary is None:
                 by_id.pop(session_id, None)
             else:
-                by_id[session_id] = SessionSummary(
-                    session.id, session.system_prompt, session.metadata, session.settings,
-                    session.created_at, session.updated_at, session.stats)
+                by_id[session_id] = summary
         self.summaries = sorted(by_id.values(), key=lambda s: (s.updated_at, s.id), reverse=True)
         self._count_meta()
 

@@ -101,6 +101,10 @@ class Storage(Protocol):
     def summaries(self) -> list[SessionSummary]:
         """Headers and totals of readable sessions, most recently updated first."""
 
+    def summary(self, session_id: SessionId) -> SessionSummary | None:
+        """One session's header and totals, without reading its messages (None if missing;
+        ``DamagedSession`` if unreadable)."""
+
     def summary_columns(self) -> SummaryColumns:
         """What :meth:`summaries` returns, as columns (the DataFrame export reads this)."""
 

@@ -312,6 +312,14 @@ class DirectoryStorage:
             ]
         return newest_first(rows)
 
+    def summary(self, session_id: SessionId) -> SessionSummary | None:
+        try:
+            session, stats = self._read_header(session_id)  # the header carries the totals
+        except SessionNotFound:
+            return None
+        return SessionSummary(session.id, session.system_prompt, session.metadata,
+                              session.settings, session.created_at, session.updated_at, stats)
+
     def summary_columns(self) -> SummaryColumns:
         return SummaryColumns.of(self.summaries())
 

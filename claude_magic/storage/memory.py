@@ -97,20 +97,19 @@ class MemoryStorage:
     def list_ids(self) -> list[SessionId]:
         return [s.id for s in self.summaries()]
 
+    def _summary(self, s: Session) -> SessionSummary:
+        return SessionSummary(s.id, s.system_prompt, clone_json(s.metadata),
+                              clone_json(s.settings), s.created_at, s.updated_at,
+                              self._stats[s.id].copy())
+
+    def summary(self, session_id: SessionId) -> SessionSummary | None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            return self._summary(session) if session is not None else None
+
     def summaries(self) -> list[SessionSummary]:
         with self._lock:
-            rows = [
-                SessionSummary(
-                    id=s.id,
-                    system_prompt=s.system_prompt,
-                    metadata=clone_json(s.metadata),
-                    settings=clone_json(s.settings),
-                    created_at=s.created_at,
-                    updated_at=s.updated_at,
-                    stats=self._stats[s.id].copy(),
-                )
-                for s in self._sessions.values()
-            ]
+            rows = [self._summary(s) for s in self._sessions.values()]
         return newest_first(rows)
 
     def count(self) -> int:

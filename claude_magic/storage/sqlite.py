@@ -335,6 +335,19 @@ class SQLiteStorage:
         return Session(summary.id, summary.system_prompt, summary.metadata, summary.created_at,
                        summary.updated_at, messages, summary.settings)
 
+    def summary(self, session_id: SessionId) -> SessionSummary | None:
+        rows = self._read(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
+                          (session_id,))
+        if not rows:
+            return None
+        try:
+            if not rows[0][-1]:
+                raise ValueError("bad id, JSON or time")
+            return self._summary(rows[0])
+        except (ValueError, TypeError) as exc:
+            raise DamagedSession(str(session_id), self.location,
+                                 f"unreadable row ({exc})") from None
+
     def exists(self, session_id: SessionId) -> bool:
         return bool(self._read("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
 

@@ -355,6 +355,19 @@ def test_stats_in_summaries(manager: SessionManager) -> None:
     assert manager.resume("s").stats == stats
 
 
+def test_summary_of_one_session_matches_the_listing(manager: SessionManager) -> None:
+    manager.create_session("one").with_metadata("k", [1, 2]).with_system_prompt("P").build()
+    manager.append("one", Message("user", "q"))
+    manager.append("one", assistant("a", model="m-2", cost_usd=0.5))
+    manager.create_session("two").build()
+    assert manager.summary("one") == manager.summaries()[1]
+    assert manager.summary("one").stats.message_count == 2
+    assert manager.summary("missing") is None
+    copy = manager.summary("one")
+    copy.metadata["k"].append(3)
+    assert manager.summary("one").metadata == {"k": [1, 2]}
+
+
 def test_summary_columns_match_summaries(manager: SessionManager) -> None:
     import pandas as pd
 

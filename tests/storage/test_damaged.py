@@ -79,6 +79,8 @@ def test_damaged_headers_are_reported_skipped_and_kept(directory: SessionManager
         assert [m.content for m in directory.resume(name).messages] == [f"q {name}",
                                                                         f"a {name}"]
     for name in DAMAGED:
+        with pytest.raises(DamagedSession):
+            directory.summary(name)
         with pytest.raises(DamagedSession) as error:
             directory.get(name)
         assert error.value.session_id == name and "\n" not in str(error.value)
@@ -209,6 +211,8 @@ def test_damaged_sqlite_rows(database: SessionManager, db_path: Path) -> None:
     for name in ("bad", "badtime", "badlist", "feb30"):
         with pytest.raises(DamagedSession):
             database.get(name)
+        with pytest.raises(DamagedSession):
+            database.summary(name)
         with pytest.raises(SessionExists):
             database.create_session(name).build()
     assert database.clear() == 2
