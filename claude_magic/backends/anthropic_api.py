@@ -65,7 +65,7 @@ class AnthropicBackend:
                 sdk = anthropic.Anthropic(api_key=key, base_url=base_url,
                                           max_retries=config.retries, timeout=config.timeout)
             except anthropic.AnthropicError as exc:
-                raise AuthenticationError(f"{NO_KEY} ({_clean(exc)})") from exc
+                raise AuthenticationError(f"{NO_KEY} ({one_line(exc)})") from exc
             self._clients.clear()  # keep only the current client
             self._clients[cache_key] = sdk
         return sdk
@@ -100,11 +100,6 @@ class AnthropicBackend:
                          cost_usd=estimate_cost(final.model, usage), ids=ids)
 
 
-def _clean(exc: object) -> str:
-    """A one-line message that never contains the API key."""
-    return one_line(exc)
-
-
 def _is_transport_error(exc: BaseException) -> bool:
     """An error of the SDK's HTTP library (httpx / httpx2) raised while reading a stream."""
     return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
@@ -125,27 +120,27 @@ def map_error(exc: BaseException, config: Config, base_url: str) -> BackendError
                 f"the Messages API at {base_url} stopped sending for {config.timeout:g} s "
                 "mid-answer; try again or raise Config(timeout=...)")
         return BackendUnavailable(f"the connection to the Messages API at {base_url} broke "
-                                  f"mid-answer ({_clean(exc)}); try again")
+                                  f"mid-answer ({one_line(exc)}); try again")
     if isinstance(exc, TypeError):
         if "authentication" in str(exc).lower():
             return AuthenticationError(NO_KEY)
-        return BackendError(f"the anthropic SDK failed: {_clean(exc)}")
+        return BackendError(f"the anthropic SDK failed: {one_line(exc)}")
     if isinstance(exc, anthropic.APITimeoutError):
         return BackendTimeout(
             f"the Messages API at {base_url} did not answer within {config.timeout:g} s "
             f"(after {config.retries} retries); try again or raise Config(timeout=...)")
     if isinstance(exc, anthropic.APIConnectionError):
-        cause = _clean(exc.__cause__ or exc)
+        cause = one_line(exc.__cause__ or exc)
         return BackendUnavailable(
             f"cannot reach the Messages API at {base_url} ({cause}); check the network "
             "and ANTHROPIC_BASE_URL")
     if not isinstance(exc, anthropic.APIStatusError):
-        return BackendError(f"the anthropic SDK failed: {_clean(exc)}")
+        return BackendError(f"the anthropic SDK failed: {one_line(exc)}")
     status = exc.status_code
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     kind = exc.type or error.get("type") or ""
-    detail = _clean(exc.api_message or error.get("message") or exc.message)
+    detail = one_line(exc.api_message or error.get("message") or exc.message)
     where = f"HTTP {status} {kind}".strip() if status != 200 else f"{kind or 'error'} mid-stream"
     retried = f" after {config.retries} retries" if status != 200 and config.retries else ""
     if status in (401, 403) or kind in ("authentication_error", "permission_error"):

@@ -84,8 +84,3 @@ def one_line(text: object, limit: int = 240) -> str:
     if key and len(key) >= 8 and key in line:
         line = line.replace(key, "***")
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """A short one-line excerpt, for naming a prompt in an error message."""
-    return one_line(text, limit)

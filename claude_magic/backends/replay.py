@@ -19,7 +19,7 @@ from ..errors import BackendUnavailable, ClaudeMagicError, ReplayMismatch
 from ..message import Message, answered_turns
 from ..session import Session
 from ..storage import _jsonio
-from .base import TurnRequest, TurnResult, shorten, split_words
+from .base import TurnRequest, TurnResult, one_line, split_words
 
 
 def load_recording(source: str, request: TurnRequest) -> Session:
@@ -30,7 +30,7 @@ def load_recording(source: str, request: TurnRequest) -> Session:
             data = _jsonio.loads(Path(source).read_bytes())
         except (OSError, ValueError) as exc:
             raise BackendUnavailable(f"cannot read the replay file {source!r}: "
-                                     f"{shorten(str(exc), 120)}") from exc
+                                     f"{one_line(exc, 120)}") from exc
         if isinstance(data, dict) and isinstance(data.get("sessions"), list):
             if len(data["sessions"]) != 1:
                 raise BackendUnavailable(f"the replay file {source!r} holds "
@@ -42,7 +42,7 @@ def load_recording(source: str, request: TurnRequest) -> Session:
             return Session.from_dict(data)
         except (KeyError, TypeError, ValueError, ClaudeMagicError) as exc:
             raise BackendUnavailable(f"the replay file {source!r} is not an exported session: "
-                                     f"{shorten(str(exc), 120)}") from exc
+                                     f"{one_line(exc, 120)}") from exc
     if request.manager is None:
         raise BackendUnavailable(f"replay source {source!r} is neither a JSON file nor a session")
     try:
@@ -71,13 +71,13 @@ class ReplayBackend:
         index = sum(1 for m in request.history if m.role == "user")
         if index >= len(turns):
             raise ReplayMismatch(
-                f"turn {index + 1} ({shorten(request.prompt)!r}) is not in the recording "
+                f"turn {index + 1} ({one_line(request.prompt, 60)!r}) is not in the recording "
                 f"{source!r}, which has {len(turns)} turn(s)")
         question, answer = turns[index]
         if question.content.strip() != request.prompt.strip():
             raise ReplayMismatch(
                 f"turn {index + 1} differs from the recording {source!r}: asked "
-                f"{shorten(request.prompt)!r}, recorded {shorten(question.content)!r}")
+                f"{one_line(request.prompt, 60)!r}, recorded {one_line(question.content, 60)!r}")
         yield from split_words(answer.content)
         yield TurnResult(model=answer.model, stop_reason=answer.stop_reason, offline=True,
                          ids={"replayed_from": f"{source}#{answer.seq}"})
