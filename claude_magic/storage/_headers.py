@@ -6,11 +6,19 @@ in ``.index.json`` (a cache: safe to delete, rebuilt when missing or unreadable)
 is used only when the file's key is unchanged *and* the file was already older than
 :data:`TRUST_MARGIN_NS` when it was read, so a rewrite within the same timestamp tick (or one
 that reuses the inode) cannot go unnoticed: recently written files are simply read again.
+
+The scan never follows links: each entry is looked at with ``lstat`` (the ``DirEntry``'s own),
+and a link, FIFO, socket, device or directory where a header, a messages file, the index, the
+lock or a temp file belongs is reported as damaged (:attr:`HeaderCache.specials`), never opened.
+A session whose messages file is such an entry is skipped like one with a damaged header.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import stat
 import time
 from operator import itemgetter
 from pathlib import Path
@@ -20,13 +28,24 @@ from ..errors import StorageError
 from ..message import SessionStats
 from ..session import _VALID_ID, Session, SessionId, SessionSummary
 from ..times import format_time, parse_time
-from ._jsonio import dumps, loads, read_file, write_atomic
+from ._jsonio import (
+    NotRegularFile,
+    check_stored,
+    describe,
+    dumps,
+    entry_problem,
+    loads,
+    read_file,
+    write_atomic,
+)
 from .base import DamagedEntry, warn_damaged
 
 FORMAT = "claude-magic/session"
 VERSION = 1
 HEADER_SUFFIX = ".json"
+MESSAGES_SUFFIX = ".messages.jsonl"
 INDEX_NAME = ".index.json"
+LOCK_NAME = ".lock"
 INDEX_FORMAT = "claude-magic/index"
 INDEX_VERSION = 1
 #: A file must be this much older than the moment it was read for its key to be trusted.
@@ -54,6 +73,13 @@ def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionSta
         doc = loads(raw)
     except ValueError as exc:
         raise ValueError(f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
+    try:
+        return _header_fields(session_id, doc)
+    except (RecursionError, OverflowError, MemoryError) as exc:  # impossible values
+        raise ValueError(f"bad field ({exc.__class__.__name__})") from None
+
+
+def _header_fields(session_id: SessionId, doc: Any) -> tuple[Session, SessionStats]:
     if not isinstance(doc, dict):
         raise NotASession
     form = doc.get("format")
@@ -70,6 +96,8 @@ def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionSta
     try:
         metadata = _object(doc.get("metadata"), "metadata")
         settings = _object(doc.get("settings"), "settings")
+        check_stored(metadata, "metadata")
+        check_stored(settings, "settings")
         prompt = doc.get("system_prompt")
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError("system_prompt must be a string")
@@ -98,9 +126,11 @@ def _stats(value: Any) -> SessionStats:
     for name, count in zip(_COUNTS, counts, strict=True):
         if type(count) is not int:
             raise TypeError(f"stats.{name} must be an integer")
+        if not 0 <= count < 2**63:
+            raise ValueError(f"stats.{name} is outside 0 to 2**63 - 1")
     cost, model = data.get("cost_usd", 0.0), data.get("last_model")
-    if type(cost) not in (int, float):
-        raise TypeError("stats.cost_usd must be a number")
+    if type(cost) not in (int, float) or not math.isfinite(cost) or not 0 <= cost < 2**63:
+        raise TypeError("stats.cost_usd must be a finite number from 0 to 2**63")
     if model is not None and type(model) is not str:
         raise TypeError("stats.last_model must be a string")
     return SessionStats(*counts, cost, model)
@@ -141,8 +171,10 @@ class HeaderCache:
         self.index_path = root / INDEX_NAME
         self._entries: dict[str, Entry] = {}
         self._saved_rows: dict[str, Any] | None = None  # the index file, until the first scan
-        self._warned: set[tuple[str, Key]] = set()
+        self._warned: set[tuple[str, object]] = set()  # (name, key or reason)
         self._order: list[SessionId] | None = None  # ids newest first, valid until a change
+        #: links and special files found by the last scan where store files belong
+        self.specials: list[DamagedEntry] = []
 
     def forget(self, name: str) -> None:
         """Drop one file's entry (after this process wrote it)."""
@@ -165,6 +197,7 @@ class HeaderCache:
         fresh: dict[str, Entry] = {}
         changed = False
         unsaved = 0
+        odd: list[tuple[str, DamagedEntry]] = []
         try:
             listing = os.scandir(self.root)
         except OSError as exc:
@@ -174,8 +207,8 @@ class HeaderCache:
             for dirent in listing:
                 name = dirent.name
                 if not name.endswith(HEADER_SUFFIX) or name[0] == ".":
-                    if name.startswith(".tmp-"):
-                        _remove_if_stale(dirent, start)
+                    if (name[0] == "." or name.endswith(MESSAGES_SUFFIX)) and _ours(name):
+                        _check_other(dirent, start, odd)
                     continue
                 entry = previous.get(name)
                 if entry is not None:
@@ -185,11 +218,15 @@ class HeaderCache:
                 else:
                     continue  # not a session id: not ours
                 try:
-                    st = dirent.stat()
+                    st = dirent.stat(follow_symlinks=False)
                 except OSError:
                     continue
                 key = (st.st_ino, st.st_mtime_ns, st.st_size)
-                if entry is None or not entry[2] or entry[1] != key:
+                if st.st_mode & _FORMAT_BITS != stat.S_IFREG:  # a link, FIFO, directory...
+                    changed = True
+                    entry = Entry(session_id, key, False, damage=DamagedEntry(
+                        dirent.path, describe(st.st_mode), session_id))
+                elif entry is None or not entry[2] or entry[1] != key:
                     changed = True
                     row = saved.get(name)
                     if (type(row) is list and len(row) == 5 and row[0] == key[0]
@@ -211,12 +248,28 @@ class HeaderCache:
                     warn_damaged(entry[4])
                 fresh[name] = entry
                 unsaved += entry[2] and not entry[6]
-        if changed or len(fresh) != len(previous):
+        if self._mark_odd(odd, fresh) or changed or len(fresh) != len(previous):
             self._order = None
         self._entries = fresh
         if unsaved >= INDEX_REFRESH:
             self._save()
         return list(fresh.values())
+
+    def _mark_odd(self, odd: list[tuple[str, DamagedEntry]], fresh: dict[str, Entry]) -> bool:
+        """Record the special entries found by a scan; the session of a special messages file
+        is skipped. Returns whether the set of them changed."""
+        for name, damage in odd:
+            if name.endswith(MESSAGES_SUFFIX):
+                header = name[: -len(MESSAGES_SUFFIX)] + HEADER_SUFFIX
+                entry = fresh.get(header)
+                if entry is not None and entry.updated is not None:
+                    fresh[header] = Entry(entry.session_id, entry.key, False)  # skipped
+            if (name, damage.reason) not in self._warned:
+                self._warned.add((name, damage.reason))
+                warn_damaged(damage)
+        before = {d.location for d in self.specials}
+        self.specials = [damage for _, damage in odd]
+        return before != {d.location for d in self.specials}
 
     def order(self) -> list[SessionId]:
         """Readable session ids, newest ``updated_at`` first (ties: larger id first)."""
@@ -232,8 +285,11 @@ class HeaderCache:
         path = os.path.join(self._root, name)
         try:
             raw = read_file(path, key[2])
+        except NotRegularFile as exc:  # swapped for a link since the scan looked
+            return Entry(session_id, key, False,
+                         damage=DamagedEntry(path, exc.strerror, session_id))
         except OSError:
-            return None  # deleted while we looked, or a directory named *.json
+            return None  # deleted while we looked
         try:
             session, stats = parse_header(session_id, raw)
         except NotASession:
@@ -252,7 +308,7 @@ class HeaderCache:
         if self._saved_rows is None:
             self._saved_rows = {}
             try:
-                doc = loads(self.index_path.read_bytes())
+                doc = loads(read_file(self.index_path))
             except (OSError, ValueError):
                 return self._saved_rows
             if (isinstance(doc, dict) and doc.get("format") == INDEX_FORMAT
@@ -281,6 +337,8 @@ class HeaderCache:
                 rows[name] = [*entry.key, entry.updated, reason]
         doc = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "entries": rows}
         try:
+            if entry_problem(self.index_path) is not None:
+                return  # a link or special file planted there: reported, left alone
             write_atomic(self.root, self.index_path, dumps(doc), durable=False)
         except OSError:
             return
@@ -289,10 +347,27 @@ class HeaderCache:
         self._saved_rows = rows
 
 
-def _remove_if_stale(dirent: os.DirEntry[str], now_ns: int) -> None:
-    """Remove a temp file a killed writer left behind, once it is old enough."""
+_FORMAT_BITS = 0o170000  # stat.S_IFMT's mask, inline in the scan loop
+
+
+def _ours(name: str) -> bool:
+    """Whether a non-header name is one the store uses (messages, index, lock, temp files)."""
+    if name.endswith(MESSAGES_SUFFIX):
+        return _VALID_ID.fullmatch(name, 0, len(name) - len(MESSAGES_SUFFIX)) is not None
+    return name in (INDEX_NAME, LOCK_NAME) or name.startswith(".tmp-")
+
+
+def _check_other(dirent: os.DirEntry[str], now_ns: int,
+                 odd: list[tuple[str, DamagedEntry]]) -> None:
+    """Note a link or special file at one of the store's names; remove a stale temp file."""
     try:
-        if dirent.stat().st_mtime_ns < now_ns - STALE_TMP_SECONDS * 1_000_000_000:
-            os.unlink(dirent.path)
+        st = dirent.stat(follow_symlinks=False)
     except OSError:
-        pass
+        return
+    name = dirent.name
+    if not stat.S_ISREG(st.st_mode):
+        owner = name[: -len(MESSAGES_SUFFIX)] if name.endswith(MESSAGES_SUFFIX) else None
+        odd.append((name, DamagedEntry(dirent.path, describe(st.st_mode), owner)))
+    elif name.startswith(".tmp-") and st.st_mtime_ns < now_ns - STALE_TMP_SECONDS * 10**9:
+        with contextlib.suppress(OSError):  # a temp file a killed writer left, old enough
+            os.unlink(dirent.path)

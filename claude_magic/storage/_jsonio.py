@@ -4,6 +4,10 @@ Files of the session store are private: :func:`write_atomic` creates them mode `
 ``tempfile.mkstemp`` does), since conversations may hold anything. Exports are the user's
 documents and are written with ``private=False``: mode ``0o666`` less the umask, like any new
 file, or the mode of the file they replace.
+
+Store files are opened with :func:`open_regular`: never through a symbolic link
+(``O_NOFOLLOW``), never blocking on a FIFO (``O_NONBLOCK``), and only if the opened descriptor
+is a regular file (``fstat``); anything else raises :class:`NotRegularFile`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,96 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def loads(raw: bytes | str) -> Any:
     """Parse JSON text, or UTF-8 JSON bytes (a BOM is tolerated); ``ValueError`` (including
-    ``UnicodeDecodeError``) if it is not strict JSON."""
-    return _DECODER.decode(raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw)
+    ``UnicodeDecodeError``) if it is not strict JSON, is nested too deeply for Python to
+    parse, or holds an integer literal past Python's int-to-str digit limit."""
+    try:
+        return _DECODER.decode(raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except (OverflowError, MemoryError) as exc:  # defensive: never anything but ValueError
+        raise ValueError(f"JSON value out of range ({exc.__class__.__name__})") from None
+
+
+#: How deep stored JSON values (metadata, settings) may nest when read back.
+MAX_DEPTH = 256
+#: Stored integers must fit a signed 64-bit integer (SQLite, pandas int64).
+INT_LIMIT = 2**63
+
+
+def check_stored(value: Any, what: str) -> None:
+    """``ValueError`` if parsed JSON nests deeper than :data:`MAX_DEPTH` or holds an integer
+    outside the signed 64-bit range (a planted file: it could not be copied or exported)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is int and not -INT_LIMIT <= item < INT_LIMIT:
+            raise ValueError(f"{what} holds an integer outside the 64-bit range")
+        if kind is dict or kind is list:
+            if depth > MAX_DEPTH:
+                raise ValueError(f"{what} is nested deeper than {MAX_DEPTH} levels")
+            items = item.values() if kind is dict else item
+            stack.extend((sub, depth + 1) for sub in items
+                         if type(sub) in (dict, list, int))
+
+
+class NotRegularFile(OSError):
+    """A store file name holds a link, FIFO, socket, device or directory: never opened."""
+
+
+def describe(mode: int) -> str:
+    """What a non-regular file is, for a damaged entry's reason."""
+    if stat.S_ISLNK(mode):
+        return "symbolic link, not followed"
+    if stat.S_ISDIR(mode):
+        return "a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not opened"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not opened"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file, not opened"
+    return "not a regular file, not opened"
+
+
+def entry_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the entry at ``path`` is not a regular file (``lstat``: links are not followed);
+    ``None`` for a regular file or no entry at all."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    return None if stat.S_ISREG(mode) else describe(mode)
+
+
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(
+    os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """``os.open`` that never follows a final symbolic link nor blocks on a FIFO, and returns
+    a descriptor only for a regular file; else :class:`NotRegularFile` naming what is there
+    (``FileNotFoundError`` and other ``OSError`` pass through)."""
+    try:
+        fd = os.open(path, flags | _NO_FOLLOW, mode)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # ELOOP (a link), ENXIO (a socket), EISDIR, ...
+        problem = entry_problem(path)
+        if problem is None:
+            raise
+        raise NotRegularFile(exc.errno, problem, os.fspath(path)) from None
+    try:
+        st_mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st_mode):
+        os.close(fd)
+        raise NotRegularFile(0, describe(st_mode), os.fspath(path))
+    if flags & os.O_WRONLY or flags & os.O_RDWR:  # writes must block as usual
+        os.set_blocking(fd, True)
+    return fd
 
 
 def dumps(value: Any, *, indent: int | None = None) -> bytes:
@@ -44,9 +136,9 @@ def dumps(value: Any, *, indent: int | None = None) -> bytes:
                           allow_nan=False).encode()
 
 
-def read_file(path: str, size_hint: int = 0) -> bytes:
-    """A whole (small) file's bytes, with fewer Python objects than ``open().read()``."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+def read_file(path: str | os.PathLike[str], size_hint: int = 0) -> bytes:
+    """A whole (small) regular file's bytes, opened with :func:`open_regular`."""
+    fd = open_regular(path)
     try:
         chunks = [os.read(fd, size_hint + 1 if size_hint else 65536)]
         while chunks[-1]:
@@ -69,15 +161,11 @@ def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = Tr
     mode of the file it replaces, else ``0o666`` less the umask (exports).
     """
     if private:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        tmp = stage(directory, data, durable=durable)
     else:
         fd, tmp = _shared_temp(directory, path)
+        _fill(fd, tmp, data, durable)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -85,6 +173,29 @@ def write_atomic(directory: Path, path: Path, data: bytes, *, durable: bool = Tr
         raise
     if durable and sync_rename:
         sync_dir(directory)
+
+
+def stage(directory: Path, data: bytes, *, durable: bool = True) -> str:
+    """A new private temp file in ``directory`` holding ``data`` (fsynced if ``durable``):
+    the first half of an atomic replace; removed again if writing it fails."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)  # O_EXCL | O_NOFOLLOW
+    _fill(fd, tmp, data, durable)
+    return tmp
+
+
+def _fill(fd: int, tmp: str, data: bytes, durable: bool) -> None:
+    """Write ``data`` to the new temp file ``tmp`` open as ``fd`` and close it; on failure
+    the temp file is removed."""
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _shared_temp(directory: Path, path: Path) -> tuple[int, str]:

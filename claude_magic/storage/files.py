@@ -15,14 +15,26 @@ messages are appended and fsynced, and a torn last line left by a killed writer 
 before the next append. Files that cannot be read are reported (``StorageWarning`` and
 :meth:`DirectoryStorage.damaged`) and skipped, never overwritten. Files that are not sessions
 are ignored.
+
+Nothing is read or written through a link: files are opened with ``O_NOFOLLOW | O_NONBLOCK``
+and used only if ``fstat`` says they are regular files, scans use ``lstat``. A link, FIFO,
+socket, device or directory at a store name is a damaged entry; writes that would replace it
+raise :class:`DamagedSession`, ``delete`` removes a link itself (``unlink`` never follows),
+never its target, and refuses a directory. An operation that raises changed nothing: every
+file is staged (temp file, fsync) before the first rename, an appended line is cut off again
+and a renamed file is put back from a hard link if a later step fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import stat
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +43,31 @@ from ..errors import DamagedSession, InvalidSessionId, SessionExists, SessionNot
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
-from ._headers import HEADER_SUFFIX, HeaderCache, NotASession, header_bytes, parse_header
-from ._jsonio import dumps, loads, sync_dir, write_atomic
+from ._headers import (
+    HEADER_SUFFIX,
+    LOCK_NAME,
+    MESSAGES_SUFFIX,
+    HeaderCache,
+    NotASession,
+    header_bytes,
+    parse_header,
+)
+from ._jsonio import (
+    NotRegularFile,
+    check_stored,
+    dumps,
+    entry_problem,
+    loads,
+    open_regular,
+    read_file,
+    stage,
+    sync_dir,
+)
 from .base import DamagedEntry, SummaryColumns, newest_first, warn_damaged
 
-MESSAGES_SUFFIX = ".messages.jsonl"
 _TAIL_CHUNK = 4096
+#: errors of a message line read back (a planted file can hold anything)
+_BAD_LINE = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
 
 
 class DirectoryStorage:
@@ -45,7 +76,7 @@ class DirectoryStorage:
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
         from filelock import FileLock
 
-        self.root = Path(root).expanduser().resolve()
+        self.root = Path(root).expanduser().resolve()  # a linked root is the user's choice
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -54,7 +85,8 @@ class DirectoryStorage:
         if not self.root.is_dir():
             raise StorageError(f"{self.root} is not a directory; choose a directory for sessions")
         self.location = str(self.root)
-        self._lock = FileLock(self.root / ".lock", timeout=lock_timeout, poll_interval=0.002)
+        self._lock_path = self.root / LOCK_NAME
+        self._lock = FileLock(self._lock_path, timeout=lock_timeout, poll_interval=0.002)
         self._lock_timeout = lock_timeout
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
@@ -66,7 +98,7 @@ class DirectoryStorage:
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.location!r})"
 
-    # --- paths, locking -------------------------------------------------------------------
+    # --- paths, locking, errors -----------------------------------------------------------
 
     def _header_path(self, session_id: SessionId) -> Path:
         return self._inside(session_id, HEADER_SUFFIX)
@@ -86,6 +118,10 @@ class DirectoryStorage:
         from filelock import Timeout
 
         with self._mutex:
+            problem = entry_problem(self._lock_path)
+            if problem is not None:  # filelock opens with O_NOFOLLOW too; this says why
+                raise StorageError(f"cannot lock session directory {self.root}: "
+                                   f"{self._lock_path} is {problem}; remove it")
             try:
                 self._lock.acquire()
             except Timeout:
@@ -101,19 +137,37 @@ class DirectoryStorage:
             finally:
                 self._lock.release()
 
-    def _write_header(self, session: Session, stats: SessionStats, *,
-                      sync_rename: bool = True) -> None:
-        path = self._header_path(session.id)
-        write_atomic(self.root, path, header_bytes(session, stats), sync_rename=sync_rename)
-        self._headers.forget(path.name)
+    @contextlib.contextmanager
+    def _os_errors(self, doing: str, path: Path | None = None) -> Iterator[None]:
+        """Turn an ``OSError`` into a one-line :class:`StorageError` naming the path and the
+        cause; the operations undo their own partial work before it gets here."""
+        try:
+            yield
+        except OSError as exc:
+            where = exc.filename2 or exc.filename or path or self.root
+            if os.path.basename(where).startswith(".tmp-"):
+                where = os.path.dirname(where)  # a temp file: name the directory
+            cause = exc.strerror or exc.__class__.__name__
+            raise StorageError(f"cannot {doing}: {where}: {cause}; nothing was changed"
+                               ) from None
+
+    def _refuse_odd(self, session_id: SessionId) -> None:
+        """:class:`DamagedSession` if a link or special file holds a name of this session."""
+        for path in (self._header_path(session_id), self._messages_path(session_id)):
+            problem = entry_problem(path)
+            if problem is not None:
+                raise DamagedSession(str(session_id), str(path), problem)
 
     def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats]:
         """The header of an existing session, or SessionNotFound / DamagedSession."""
         path = self._header_path(session_id)
         try:
-            raw = path.read_bytes()
+            raw = read_file(path)
+            self._refuse_odd(session_id)  # its messages file must be a file too
         except FileNotFoundError:
             raise SessionNotFound(str(session_id)) from None
+        except NotRegularFile as exc:
+            raise DamagedSession(str(session_id), str(path), exc.strerror) from None
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
@@ -126,27 +180,33 @@ class DirectoryStorage:
 
     # --- messages -------------------------------------------------------------------------
 
-    def _read_messages(self, session_id: SessionId, *, warn: bool = True
-                       ) -> tuple[list[Message], list[DamagedEntry]]:
-        """Every complete, readable message line; unreadable lines are reported."""
+    def _read_lines(self, session_id: SessionId) -> bytes:
+        """The messages file's bytes (empty if there is none); DamagedSession for a link or
+        special file."""
         path = self._messages_path(session_id)
         try:
-            raw = path.read_bytes()
+            return read_file(path)
         except FileNotFoundError:
-            return [], []
+            return b""
+        except NotRegularFile as exc:
+            raise DamagedSession(str(session_id), str(path), exc.strerror) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def _parse_lines(self, session_id: SessionId, raw: bytes, *, warn: bool = True
+                     ) -> tuple[list[Message], list[DamagedEntry]]:
+        """Every complete, readable message line; unreadable lines are reported."""
+        path = self._messages_path(session_id)
         messages, damage = [], []
         lines = raw.split(b"\n")
         for number, line in enumerate(lines[:-1], start=1):  # the last piece is torn or empty
             if not line.strip():
                 continue
             try:
-                data = loads(line)
-                message = Message.from_dict(data)
-                if type(message.seq) is not int:
-                    raise TypeError("seq must be an integer")
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                entry = DamagedEntry(f"{path}:{number}", f"unreadable message ({exc})",
-                                     session_id)
+                message = _message(line)
+            except _BAD_LINE as exc:
+                reason = f"unreadable message ({exc.__class__.__name__}: {str(exc)[:200]})"
+                entry = DamagedEntry(f"{path}:{number}", reason, session_id)
                 damage.append(entry)
                 if warn and entry.location not in self._warned_lines:
                     self._warned_lines.add(entry.location)
@@ -155,42 +215,82 @@ class DirectoryStorage:
             messages.append(message)
         return messages, damage
 
-    def _next_seq(self, session_id: SessionId, path: Path) -> int:
-        """Cut a torn last line, then return the seq after the last stored message."""
-        try:
-            handle = open(path, "r+b")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return 0
-        with handle:
-            size = handle.seek(0, os.SEEK_END)
-            tail, position, step = b"", size, _TAIL_CHUNK
-            while position > 0 and tail.count(b"\n") < 2:
-                step = min(step * 2, position)
-                position -= step
-                handle.seek(position)
-                tail = handle.read(step) + tail
-            if tail and not tail.endswith(b"\n"):  # a writer died mid-line: never acknowledged
-                keep = position + tail.rfind(b"\n") + 1
-                handle.truncate(keep)
-                handle.flush()
-                os.fsync(handle.fileno())
-                tail = tail[: keep - position]
+    def _tail_seq(self, session_id: SessionId, fd: int) -> tuple[int, int]:
+        """Cut a torn last line; return (the seq after the last stored message, file size)."""
+        size = os.fstat(fd).st_size
+        tail, position, step = b"", size, _TAIL_CHUNK
+        while position > 0 and tail.count(b"\n") < 2:
+            step = min(step * 2, position)
+            position -= step
+            tail = _read_at(fd, position, step) + tail
+        if tail and not tail.endswith(b"\n"):  # a writer died mid-line: never acknowledged
+            size = position + tail.rfind(b"\n") + 1
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            tail = tail[: size - position]
         last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         if not last:
-            return 0
+            return 0, size
         try:
             seq = loads(last)["seq"]
             if type(seq) is int:
-                return seq + 1
+                return seq + 1, size
         except (ValueError, KeyError, TypeError):
             pass
         # the last line is damaged: continue after the highest readable seq
-        messages, _ = self._read_messages(session_id, warn=False)
-        return max((m.seq or 0 for m in messages), default=-1) + 1
+        messages, _ = self._parse_lines(session_id, _read_at(fd, 0, size), warn=False)
+        return max((m.seq or 0 for m in messages), default=-1) + 1, size
 
     @staticmethod
     def _message_line(message: Message) -> bytes:
         return dumps(message.to_dict()) + b"\n"
+
+    # --- writing several files as one change ---------------------------------------------
+
+    def _replace_all(self, files: list[tuple[Path, bytes | None]]) -> None:
+        """Replace each path with its bytes (``None``: remove it) as one change: everything is
+        staged first, and if a step fails the files already replaced are put back."""
+        staged: list[str | None] = []
+        done: list[tuple[Path, str | None, bool]] = []  # (path, backup, it existed)
+        try:
+            for _, data in files:
+                staged.append(None if data is None else stage(self.root, data))
+            for (path, _), tmp in zip(files, staged, strict=True):
+                done.append(self._backup(path))
+                if tmp is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    os.replace(tmp, path)
+                    staged[staged.index(tmp)] = None
+            sync_dir(self.root)
+        except BaseException:
+            for path, backup, existed in reversed(done):
+                _restore(path, backup, existed)
+            raise
+        finally:
+            for tmp in staged:
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+            for _, backup, _ in done:
+                if backup is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(backup)
+
+    def _backup(self, path: Path) -> tuple[Path, str | None, bool]:
+        """A hard link to ``path`` under a temp name, so a failed change can put it back."""
+        if not os.path.lexists(path):
+            return path, None, False
+        backup = str(self.root / f".tmp-{secrets.token_hex(8)}")
+        try:
+            os.link(path, backup, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                raise
+            return path, None, True  # no hard links here: the change cannot be undone
+        return path, backup, True
+
+    # --- the Storage protocol -------------------------------------------------------------
 
     # --- the Storage protocol -------------------------------------------------------------
 
@@ -200,17 +300,15 @@ class DirectoryStorage:
         header_path = self._header_path(stored.id)
         messages_path = self._messages_path(stored.id)
         lines = b"".join(self._message_line(m) for m in stored.messages)
-        with self._locked():
-            if header_path.exists() and not overwrite:
+        with self._locked(), self._os_errors(f"store session {str(stored.id)!r}", header_path):
+            self._refuse_odd(stored.id)  # a planted link is damage, never replaced silently
+            if os.path.lexists(header_path) and not overwrite:
                 raise SessionExists(str(stored.id))
             if not preserve_times:
                 stored.created_at = stored.updated_at = self._clock.now()
-            header = header_bytes(stored, stored.stats)
-            if lines:
-                write_atomic(self.root, messages_path, lines)
-            elif messages_path.exists():  # an old session's, or a killed create's
-                messages_path.unlink()
-            write_atomic(self.root, header_path, header)
+            # no lines: an old session's (or a killed create's) messages file goes
+            self._replace_all([(messages_path, lines or None),
+                               (header_path, header_bytes(stored, stored.stats))])
             self._headers.forget(header_path.name)
         return stored
 
@@ -219,50 +317,74 @@ class DirectoryStorage:
             session, _ = self._read_header(session_id)
         except SessionNotFound:
             return None
-        session.messages, _ = self._read_messages(session_id)
+        session.messages, _ = self._parse_lines(session_id, self._read_lines(session_id))
         return session
 
     def exists(self, session_id: SessionId) -> bool:
-        return self._header_path(session_id).exists()
+        return os.path.lexists(self._header_path(session_id))
 
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
-        with self._locked():
+        path = self._header_path(session_id)
+        with self._locked(), self._os_errors(f"update session {str(session_id)!r}", path):
             session, stats = self._read_header(session_id)
             changes.apply(session, self._clock.now())
-            self._write_header(session, stats)
+            self._replace_all([(path, header_bytes(session, stats))])
+            self._headers.forget(path.name)
 
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
         path = self._messages_path(session_id)
-        with self._locked():
+        with self._locked(), self._os_errors(f"append to session {str(session_id)!r}", path):
             session, stats = self._read_header(session_id)
-            stored.seq = self._next_seq(session_id, path)
-            # the line and the new totals are computed before anything is written, so a
-            # failure leaves the session as it was
-            line = self._message_line(stored)
-            if stored.seq != stats.message_count:
-                # totals went stale (a writer died between its two writes): recount
-                stats = SessionStats.of(self._read_messages(session_id, warn=False)[0])
-            stats.add(stored)
-            with open(path, "ab") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
-            session.updated_at = self._clock.now()
+            existed = os.path.lexists(path)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            try:
+                stored.seq, size = self._tail_seq(session_id, fd)
+                stale = stored.seq != stats.message_count
+                if stale:  # a writer died between its two writes: recount
+                    raw = _read_at(fd, 0, size)
+                    stats = SessionStats.of(self._parse_lines(session_id, raw, warn=False)[0])
+                stats.add(stored)
+                session.updated_at = self._clock.now()
+                self._append_line(session, stats, fd, self._message_line(stored), size,
+                                  existed)
+            finally:
+                os.close(fd)
+            self._headers.forget(self._header_path(session_id).name)
+            if stale:  # make the recount durable (a second kill must not undo it)
+                with contextlib.suppress(OSError):
+                    sync_dir(self.root)
+        return stored.copy()
+
+    def _append_line(self, session: Session, stats: SessionStats, fd: int, line: bytes,
+                     size: int, existed: bool) -> None:
+        """Append ``line`` to the messages file open as ``fd`` (``size`` bytes long) and
+        replace the header; if either fails, the file is cut back and nothing changed."""
+        header_path = self._header_path(session.id)
+        tmp = stage(self.root, header_bytes(session, stats))  # fails first on a full disk
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
             # the fsynced line is the commit; the header only carries totals and updated_at,
             # which the next append recounts if a power cut loses this rename
-            self._write_header(session, stats, sync_rename=False)
-        return stored.copy()
+            os.replace(tmp, header_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                if existed:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                else:
+                    os.unlink(self._messages_path(session.id))
+            raise
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         path = self._messages_path(session_id)
-        with self._locked():
+        with self._locked(), self._os_errors(f"mark a message of {str(session_id)!r}", path):
             session, stats = self._read_header(session_id)
-            try:
-                lines = path.read_bytes().split(b"\n")
-            except FileNotFoundError:
-                lines = []
+            lines = self._read_lines(session_id).split(b"\n")
             for index, line in enumerate(lines[:-1]):  # complete lines only
                 doc = _loads_or_none(line)
                 if doc is not None and type(doc.get("seq")) is int and doc["seq"] == seq:
@@ -271,32 +393,63 @@ class DirectoryStorage:
                     break
             else:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            write_atomic(self.root, path, b"\n".join(lines))  # other lines kept byte for byte
             session.updated_at = self._clock.now()
-            self._write_header(session, stats)
+            header_path = self._header_path(session_id)
+            self._replace_all([(path, b"\n".join(lines)),  # other lines kept byte for byte
+                               (header_path, header_bytes(session, stats))])
+            self._headers.forget(header_path.name)
 
-    def delete(self, session_id: SessionId) -> bool:
+    def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
+        """Remove a session's files; with ``if_updated_at`` only if its stored ``updated_at``
+        is that (decided under the lock: prune never removes a session updated since).
+
+        A link at a session's name is removed itself (``unlink`` never follows it), never
+        its target; a directory there is refused.
+        """
         header_path = self._header_path(session_id)
-        with self._locked():
-            try:
-                header_path.unlink()  # the session is gone from here on
-                existed = True
-            except FileNotFoundError:
-                existed = False
-            with contextlib.suppress(FileNotFoundError):
-                self._messages_path(session_id).unlink()
+        with self._locked(), self._os_errors(f"delete session {str(session_id)!r}",
+                                             header_path):
+            if if_updated_at is not None:
+                try:
+                    session, _ = self._read_header(session_id)
+                except (SessionNotFound, DamagedSession):
+                    return False
+                if session.updated_at != if_updated_at:
+                    return False
+            existed = self._remove(session_id)
+            self._headers.forget(header_path.name)
+        return existed
+
+    def _remove(self, session_id: SessionId) -> bool:
+        """Unlink the header (the commit), then the messages file; True if there was one."""
+        header_path, messages_path = self._header_path(session_id), self._messages_path(session_id)
+        for path in (header_path, messages_path):
+            if entry_problem(path) == "a directory, not a file":
+                raise DamagedSession(str(session_id), str(path),
+                                     "a directory, not a file; remove it yourself")
+        try:
+            header_path.unlink()  # the session is gone from here on
+        except FileNotFoundError:
+            existed = False
+        else:
+            existed = True
+        with contextlib.suppress(OSError):  # after the commit: a leftover is harmless
+            messages_path.unlink(missing_ok=True)
             if existed:
                 sync_dir(self.root)
-            self._headers.forget(header_path.name)
         return existed
 
     def clear(self) -> int:
         with self._locked():
             ids = [e.session_id for e in self._headers.scan() if e.updated is not None]
-            for session_id in ids:
-                self._header_path(session_id).unlink(missing_ok=True)
-                self._messages_path(session_id).unlink(missing_ok=True)
-            sync_dir(self.root)
+            for done, session_id in enumerate(ids):
+                try:
+                    self._remove(session_id)
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot clear {self.root}: {exc.filename or self.root}: "
+                        f"{exc.strerror or exc}; {done} of {len(ids)} sessions were removed "
+                        "before it failed") from None
             self._headers.reset()
         return len(ids)
 
@@ -336,6 +489,7 @@ class DirectoryStorage:
         with self._mutex:
             entries = self._headers.scan()
             found = [e.damage for e in entries if e.damage is not None]
+            found.extend(self._headers.specials)
             for entry in entries:
                 if entry.updated is not None:
                     found.extend(self._messages_damage(entry.session_id))
@@ -344,14 +498,19 @@ class DirectoryStorage:
     def _messages_damage(self, session_id: SessionId) -> list[DamagedEntry]:
         path = self._messages_path(session_id)
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:
             return []
+        if not stat.S_ISREG(st.st_mode):
+            return []  # a link or special file: the scan reported it
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         cached = self._line_damage.get(path.name)
         if cached is not None and cached[0] == key:
             return cached[1]
-        _, damage = self._read_messages(session_id)
+        try:
+            _, damage = self._parse_lines(session_id, read_file(path))
+        except OSError:
+            return []  # gone, or swapped for a link, since lstat
         self._line_damage[path.name] = (key, damage)
         return damage
 
@@ -359,6 +518,44 @@ class DirectoryStorage:
         with self._mutex:
             self._headers.reset()
             self._line_damage.clear()
+
+
+def _message(line: bytes) -> Message:
+    """One stored message line, checked like any value read from a planted file."""
+    data = loads(line)
+    check_stored(data, "the message")
+    message = Message.from_dict(data)
+    if type(message.seq) is not int:
+        raise TypeError("seq must be an integer")
+    return message
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    """``size`` bytes of the file open as ``fd`` from ``offset`` (fewer at its end)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _restore(path: Path, backup: str | None, existed: bool) -> None:
+    """Put back what ``path`` was before a failed change (best effort)."""
+    with contextlib.suppress(OSError):
+        if backup is not None:
+            os.replace(backup, path)
+        elif not existed:
+            path.unlink(missing_ok=True)
 
 
 def _loads_or_none(line: bytes) -> dict[str, Any] | None:

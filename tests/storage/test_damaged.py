@@ -132,7 +132,7 @@ def test_unrelated_files_are_ignored(directory: SessionManager, root: Path) -> N
     (root / "list.json").write_text("[1, 2, 3]")
     (root / "other-tool.json").write_text(json.dumps({"format": "other/tool", "id": "x"}))
     (root / "bad id!.json").write_text("{")
-    (root / "sub.json").mkdir()
+    # (a directory named like a session, sub.json, is damage: see test_links.py)
     (root / "orphan.messages.jsonl").write_text('{"seq": 0}\n')
     (root / "nested").mkdir()
     (root / "nested" / "inner.json").write_text("{")
