@@ -11,6 +11,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
+from ..checks import is_utf8
 from ..errors import MagicUsageError
 
 
@@ -35,12 +36,36 @@ class MagicArgumentParser(argparse.ArgumentParser):
         raise HelpShown
 
     def parse(self, line: str | list[str]) -> argparse.Namespace:
-        """Parse a magic's line (shell-like quoting) or a ready list of words."""
+        """Parse a magic's line (shell-like quoting) or a ready list of words; every value
+        must be text UTF-8 can store."""
         words = split_line(line) if isinstance(line, str) else line
         try:
-            return self.parse_args(words)
+            args = self.parse_args(words)
         except argparse.ArgumentError as exc:
             self.error(str(exc))
+        for dest, value in vars(args).items():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str):
+                    require_utf8(item, self._option_name(dest))
+        return args
+
+    def _option_name(self, dest: str) -> str:
+        """``--system`` for the ``system`` value (``ID`` for a positional ``id``)."""
+        for action in self._actions:
+            if action.dest == dest:
+                return action.option_strings[-1] if action.option_strings else dest.upper()
+        return dest
+
+
+def require_utf8(text: str, what: str) -> str:
+    """``text`` unchanged when UTF-8 can store it, else a one-line error naming ``what``."""
+    if is_utf8(text):
+        return text
+    position, char = next((i, c) for i, c in enumerate(text) if 0xD800 <= ord(c) <= 0xDFFF)
+    raise MagicUsageError(
+        f"{what} holds text UTF-8 cannot store (a lone surrogate {char!r} at position "
+        f"{position}); nothing was created or sent: decode the text properly first, e.g. "
+        "with errors='replace'")
 
 
 _VARIABLE = re.compile(r"\$([A-Za-z_]\w*)")
@@ -61,9 +86,20 @@ def split_line(line: str, namespace: Mapping[str, Any] | None = None) -> list[st
 
     def expand(match: re.Match[str]) -> str:
         name = match.group(1)
-        return str(namespace[name]) if name in namespace else match.group(0)
+        if name not in namespace:
+            return match.group(0)
+        return require_utf8(text_of(namespace[name], f"${name}"), f"${name}")
 
     return [_VARIABLE.sub(expand, word) for word in words]
+
+
+def text_of(value: Any, what: str) -> str:
+    """``str(value)``; a ``__str__`` that fails is a one-line error naming ``what``."""
+    try:
+        return str(value)
+    except Exception as exc:
+        raise MagicUsageError(f"cannot turn {what} into text: {type(exc).__name__}: "
+                              f"{exc}") from None
 
 
 def parse_value(text: str) -> Any:

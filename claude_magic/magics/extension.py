@@ -8,14 +8,16 @@ by :mod:`.session_commands` (``%claude_session``) and :mod:`.prompt` (``%%claude
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Dict, Float, Int, Unicode, observe
+from traitlets import Bool, Dict, Float, Int, Unicode, observe, validate
 
-from ..errors import MagicUsageError
+from ..errors import MagicUsageError, StorageError
 from ..workspace import Workspace
+from .boundary import command_name, magic_errors
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -50,15 +52,41 @@ def default_storage(notebook_dir: Path) -> str:
     return str(notebook_dir / DEFAULT_DIRECTORY)
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def absolute_spec(spec: str) -> str:
-    """Resolve a relative directory or ``sqlite:///`` path now, so ``%cd`` cannot move it."""
+    """Resolve a relative directory or ``sqlite:///`` path now, so ``%cd`` cannot move it.
+
+    A ``scheme://`` the stores do not know is refused (it would otherwise name a directory).
+    """
     from ..storage import StorageBackend
 
     backend = StorageBackend.parse(spec)
+    scheme = _SCHEME.match(spec.strip())
+    if scheme and backend.kind == "file" and scheme.group(1).lower() != "file":
+        raise StorageError(f"unknown storage scheme {scheme.group(1)!r} in {spec.strip()!r}; "
+                           "use a directory, sqlite:///path or memory")
     if backend.kind == "memory" or backend.path is None:
         return str(backend)
     resolved = str(Path(backend.path).expanduser().resolve())
     return str(StorageBackend(backend.kind, resolved))
+
+
+def open_readable(spec: str) -> SessionManager:
+    """A manager on ``spec`` whose store could be opened and read, else a one-line error."""
+    from ..manager import SessionManager
+
+    with magic_errors(f"cannot use the store {spec}"):
+        manager = SessionManager.with_storage(spec)
+    try:
+        with magic_errors(f"cannot read the store {spec}"):
+            manager.list()
+            manager.damaged()
+    except BaseException:
+        manager.close()
+        raise
+    return manager
 
 
 @magics_class
@@ -115,12 +143,11 @@ class ClaudeMagics(Magics):
         return self._storage_spec
 
     def use_storage(self, spec: str) -> SessionManager:
-        """Switch to another store; the current session is forgotten. If the new store cannot
-        be opened, the error is raised and the old store stays in use."""
-        from ..manager import SessionManager
-
+        """Switch to another store; the current session is forgotten. The new store must open
+        and be readable (list and damaged entries) first: else the error is raised and the old
+        store and current session stay in use."""
         resolved = absolute_spec(spec)
-        manager = SessionManager.with_storage(resolved)
+        manager = open_readable(resolved)
         old = self.workspace.manager
         self._storage_spec = resolved
         self.workspace.manager = manager
@@ -130,10 +157,12 @@ class ClaudeMagics(Magics):
             old.close()
         return manager
 
-    @observe("storage")
-    def _storage_changed(self, change: dict[str, Any]) -> None:
+    @validate("storage")
+    def _switch_storage(self, proposal: Any) -> str:
+        """``%config ClaudeMagics.storage = X`` switches now; if X fails, nothing changes."""
         if hasattr(self, "workspace"):  # not while __init__ applies the config
-            self.use_storage(change["new"] or default_storage(self.notebook_dir))
+            self.use_storage(proposal["value"] or default_storage(self.notebook_dir))
+        return str(proposal["value"])
 
     @observe("backend", "model", "max_tokens", "timeout", "backend_options")
     def _client_settings_changed(self, change: dict[str, Any]) -> None:
@@ -175,7 +204,8 @@ class ClaudeMagics(Magics):
         """Manage sessions: ``%claude_session help`` lists the subcommands."""
         from .session_commands import run_session_command
 
-        return run_session_command(self, line)
+        with magic_errors(command_name("%claude_session", line)):
+            return run_session_command(self, line)
 
     @no_var_expand
     @line_magic("claude")
@@ -183,7 +213,8 @@ class ClaudeMagics(Magics):
         """``%claude PROMPT``: ask in the current session (the one-line ``%%claude``)."""
         from .prompt import run_prompt
 
-        return run_prompt(self, "", line)
+        with magic_errors("%claude"):
+            return run_prompt(self, "", line)
 
     @no_var_expand
     @cell_magic("claude")
@@ -194,7 +225,8 @@ class ClaudeMagics(Magics):
         """
         from .prompt import run_prompt
 
-        return run_prompt(self, line, cell)
+        with magic_errors("%%claude"):
+            return run_prompt(self, line, cell)
 
 
 def load(shell: Any) -> ClaudeMagics:

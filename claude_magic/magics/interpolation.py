@@ -16,6 +16,8 @@ import re
 from collections.abc import Container, Mapping
 from typing import Any
 
+from .arguments import require_utf8, text_of
+
 _REFERENCE = re.compile(
     r"(?<!\{)\{"
     r"(?:(?P<history>In|Out)\[(?P<index>-?\d+)\]"
@@ -56,7 +58,9 @@ def interpolate(text: str, namespace: Mapping[str, Any], hidden: Container[str] 
 
     def replace(match: re.Match[str]) -> str:
         value = _resolve(match, namespace, hidden)
-        return match.group(0) if value is _MISSING else str(value)
+        if value is _MISSING:
+            return match.group(0)
+        return require_utf8(text_of(value, match.group(0)), match.group(0))
 
     pieces, start = [], 0
     for fence in _FENCED.finditer(text):

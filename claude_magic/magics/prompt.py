@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from IPython.display import JSON, display
 
 from ..errors import MagicUsageError
-from .arguments import HelpShown, MagicArgumentParser, split_line
+from .arguments import HelpShown, MagicArgumentParser, require_utf8, split_line
 from .interpolation import interpolate
 from .rendering import LiveAnswer, show_answer
-from .session_commands import current_id
+from .session_commands import check_max_tokens, check_model, current_id
 
 if TYPE_CHECKING:
     from ..client import Client, Query, Response
@@ -140,14 +140,17 @@ def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
     except HelpShown:
         return None
     # everything is checked before anything is created or sent
-    if args.max_tokens is not None and args.max_tokens <= 0:
-        raise MagicUsageError("--max-tokens must be a positive number")
+    if args.max_tokens is not None:
+        check_max_tokens(args.max_tokens, "--max-tokens")
+    if args.model is not None:
+        args.model = check_model(args.model, "--model")
     if args.overwrite and not args.new:
         raise MagicUsageError("--overwrite goes with --new ID")
     use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
     cell = cell.rstrip("\n")  # IPython ends every cell body with a newline
     shell = magics.shell
     prompt = interpolate(cell, shell.user_ns, shell.user_ns_hidden) if use_interpolation else cell
+    require_utf8(prompt, "the prompt")
     if not prompt.strip():
         raise MagicUsageError("nothing to send: write the prompt in the cell under %%claude "
                               "(or after %claude)")

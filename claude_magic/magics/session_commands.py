@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MagicUsageError
@@ -92,10 +94,10 @@ def cmd_new(magics: ClaudeMagics, args: argparse.Namespace) -> None:
     builder.with_system_prompt(system).overwrite(args.overwrite)
     for key, value in parse_pairs(args.meta).items():
         builder.with_metadata(key, value)
-    if args.model:
-        builder.with_model(args.model)
-    if args.backend:
-        builder.with_backend(check_backend(args.backend))
+    if args.model is not None:
+        builder.with_model(check_setting("model", args.model))
+    if args.backend is not None:
+        builder.with_backend(check_setting("backend", args.backend))
     session = builder.build()
     magics.workspace.current = session.id
     print(f"Created session {session.id} and switched to it.")
@@ -154,8 +156,7 @@ def _edit(magics: ClaudeMagics, args: argparse.Namespace, what: str) -> None:
         return
     values = parse_pairs(args.pairs, what)
     if what == "settings":
-        if "backend" in values:
-            check_backend(values["backend"])
+        values = {key: check_setting(key, value) for key, value in values.items()}
         magics.manager.update(session_id, settings=values, unset_settings=args.unset)
     else:
         magics.manager.update(session_id, metadata=values, unset=args.unset)
@@ -178,6 +179,39 @@ def check_backend(name: object) -> str:
         raise MagicUsageError(f"unknown backend {name!r}{did_you_mean(str(name), BACKENDS)}; "
                               f"choose one of {', '.join(BACKENDS)}")
     return str(name)
+
+
+#: the largest answer a turn may ask for; no model answers more than this
+MAX_TOKENS_LIMIT = 1_000_000
+
+
+def check_max_tokens(value: object, what: str = "max_tokens") -> int:
+    """A positive ``int`` (not ``bool``) up to :data:`MAX_TOKENS_LIMIT`, else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MagicUsageError(f"{what} must be a whole number of tokens, got {value!r}")
+    if not 0 < value <= MAX_TOKENS_LIMIT:
+        shown = value if abs(value) < 10**12 else f"a {len(str(abs(value)))}-digit number"
+        raise MagicUsageError(f"{what} must be from 1 to {MAX_TOKENS_LIMIT:,}, got {shown}")
+    return value
+
+
+def check_model(value: object, what: str = "model") -> str:
+    """A non-empty model name, else a one-line error."""
+    if not isinstance(value, str) or not value.strip():
+        raise MagicUsageError(f"{what} must be a non-empty model name, got {value!r}")
+    return value.strip()
+
+
+SETTINGS: dict[str, Callable[[object], object]] = {
+    "model": check_model, "backend": check_backend, "max_tokens": check_max_tokens}
+
+
+def check_setting(key: str, value: object) -> Any:
+    """A per-session setting checked before it is stored, else a one-line error."""
+    if key not in SETTINGS:
+        raise MagicUsageError(f"unknown setting {key!r}{did_you_mean(key, SETTINGS)}; "
+                              f"the settings are {', '.join(SETTINGS)}")
+    return SETTINGS[key](value)
 
 
 def _system(p: MagicArgumentParser) -> None:
@@ -247,6 +281,9 @@ def cmd_prune(magics: ClaudeMagics, args: argparse.Namespace) -> None:
     try:
         doomed = magics.manager.prune(args.older_than, keep_last=args.keep_last,
                                       dry_run=not args.yes)
+    except OverflowError:
+        raise MagicUsageError(f"%claude_session prune: the age {args.older_than!r} reaches "
+                              "past the year 1; use a smaller one, e.g. 365d") from None
     except ValueError as exc:
         raise MagicUsageError(f"%claude_session prune: {exc}") from None
     if not doomed:
@@ -281,7 +318,7 @@ def cmd_export(magics: ClaudeMagics, args: argparse.Namespace) -> Any:
             result = sessions_export(magics.manager, args.fmt, path)
         else:
             result = export_session(magics.manager, current_id(magics, args.id), args.fmt, path)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:  # OSError: the magic's boundary names the path and the cause
         raise MagicUsageError(f"%claude_session export: {exc}") from None
     if args.output:
         magics.shell.user_ns[args.output] = result
@@ -298,11 +335,32 @@ def _import(p: MagicArgumentParser) -> None:
     p.add_argument("--switch", action="store_true", help="make it the current session")
 
 
-def cmd_import(magics: ClaudeMagics, args: argparse.Namespace) -> None:
-    from ..export import import_session_file
+def read_regular_file(path: str) -> bytes:
+    """The bytes of the regular file ``path``, never through a symbolic link and never
+    blocking on a FIFO or device; anything else is a one-line error."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    source = os.path.expanduser(path)
+    if os.path.islink(source):
+        raise MagicUsageError(f"{path} is a symbolic link; import the file it points to "
+                              f"({os.path.realpath(source)})")
+    fd = os.open(source, flags)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise MagicUsageError(f"{path} is not a regular file; give a JSON file written "
+                                  "by %claude_session export --format json")
+        return file.read()
 
-    session = import_session_file(magics.manager, args.path, overwrite=args.overwrite,
-                                  new_id=args.new_id)
+
+def cmd_import(magics: ClaudeMagics, args: argparse.Namespace) -> None:
+    from ..export import session_from_json
+
+    if args.path.endswith(".ipynb"):
+        raise MagicUsageError(f"{args.path} is a notebook; only JSON exports can be imported "
+                              "(export with --format json)")
+    session = session_from_json(read_regular_file(args.path))
+    if args.new_id is not None:
+        session = replace(session, id=SessionId(args.new_id))
+    session = magics.manager.import_session(session, overwrite=args.overwrite)
     if args.switch:
         magics.workspace.current = session.id
     print(f"Imported session {session.id} ({len(session.messages)} messages).")

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from claude_magic.errors import MagicUsageError
+from claude_magic.errors import ClaudeMagicError, MagicUsageError
 from claude_magic.magics import get_magics
 from claude_magic.message import Message, Usage
 from claude_magic.testing.shell import TestingShell
@@ -61,8 +61,9 @@ def test_export_df_and_all_sessions(talked: TestingShell) -> None:
 
 
 def test_export_to_missing_directory_is_one_line(talked: TestingShell, tmp_path: Path) -> None:
-    with pytest.raises(MagicUsageError, match="does not exist"):
+    with pytest.raises(ClaudeMagicError, match=r"export: .*does not exist") as info:
         talked.run_cell(f"%claude_session export --format md --out {tmp_path}/nope/x.md")
+    assert info.value.label == "FileNotFoundError"
 
 
 def test_json_export_imports_back_exactly(talked: TestingShell, tmp_path: Path) -> None:

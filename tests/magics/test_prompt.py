@@ -193,7 +193,7 @@ def test_empty_cell_and_bad_options(ip: TestingShell) -> None:
         cell(ip, "", "   ")
     with pytest.raises(MagicUsageError, match="invalid choice"):
         cell(ip, "-f yaml", "hi")
-    with pytest.raises(MagicUsageError, match="positive"):
+    with pytest.raises(MagicUsageError, match="--max-tokens must be from 1 to 1,000,000"):
         cell(ip, "--max-tokens 0", "hi")
 
 
@@ -277,7 +277,7 @@ def test_mid_stream_failure_keeps_partial_answer(ip: TestingShell,
 def test_new_is_checked_first_and_can_rerun(ip: TestingShell,
                                             server: FakeMessagesServer) -> None:
     manager = get_magics(ip).manager
-    with pytest.raises(MagicUsageError, match="positive"):
+    with pytest.raises(MagicUsageError, match="from 1 to"):
         cell(ip, "--new review --max-tokens 0", "hi")
     assert not manager.exists("review")  # nothing was created by the refused cell
     cell(ip, "--new review", "first run")
