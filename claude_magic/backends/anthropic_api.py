@@ -24,7 +24,7 @@ from ..errors import (
     RateLimitError,
 )
 from ..message import Usage
-from .base import TurnRequest, TurnResult, one_line
+from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
 from .pricing import estimate_cost
 
 if TYPE_CHECKING:
@@ -75,29 +75,69 @@ class AnthropicBackend:
 
         config = request.config
         sdk = self._sdk(config)
-        messages = [{"role": m.role, "content": m.content} for m in request.history]
-        messages.append({"role": "user", "content": request.prompt})
-        kwargs: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens,
-                                  "messages": messages}
-        if request.system:
-            kwargs["system"] = request.system
+        reading = _Reading()
         try:
-            with sdk.messages.stream(**kwargs) as stream:
-                yield from stream.text_stream
-                final = stream.get_final_message()
-                request_id = stream.request_id
-        except (anthropic.AnthropicError, TypeError, OSError) as exc:
-            raise map_error(exc, config, str(sdk.base_url)) from exc
+            with sdk.messages.stream(**_arguments(request)) as stream:
+                yield from reading.texts(stream)
         except Exception as exc:
-            if not _is_transport_error(exc):
+            ours = isinstance(exc, (anthropic.AnthropicError, TypeError, OSError, ValueError))
+            if not (ours or _is_transport_error(exc)):
                 raise
-            raise map_error(exc, config, str(sdk.base_url)) from exc
-        usage = Usage.from_dict(final.usage.model_dump())
-        ids = {"message_id": final.id}
-        if request_id:
-            ids["request_id"] = request_id
-        yield TurnResult(model=final.model, stop_reason=final.stop_reason, usage=usage,
-                         cost_usd=estimate_cost(final.model, usage), ids=ids)
+            if not reading.complete:  # a transport hiccup after message_stop loses nothing
+                raise attach_result(map_error(exc, config, str(sdk.base_url), reading, request),
+                                    reading.result()) from exc
+        if not reading.complete:  # the SDK ends quietly on a clean EOF: not an answer
+            raise attach_result(BackendError(cut_short(
+                "the Messages API stream ended before message_stop", reading.chars, request)),
+                reading.result())
+        yield reading.result()
+
+
+def _arguments(request: TurnRequest) -> dict[str, Any]:
+    """The ``messages.stream(...)`` keyword arguments: model, limit, history, prompt, system."""
+    messages = [{"role": m.role, "content": m.content} for m in request.history]
+    messages.append({"role": "user", "content": request.prompt})
+    kwargs: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens,
+                              "messages": messages}
+    if request.system:
+        kwargs["system"] = request.system
+    return kwargs
+
+
+class _Reading:
+    """What one streamed answer has delivered so far: its text length, the SDK's message
+    snapshot (from ``message_start`` on, updated in place) and whether ``message_stop`` came.
+    Only an answer that reached ``message_stop`` is complete; the SDK itself ends quietly when
+    the body ends early (a clean EOF or a clean end of the chunked body)."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+        self.snapshot: Any = None
+        self.complete = False
+        self.request_id: str | None = None
+
+    def texts(self, stream: Any) -> Iterator[str]:
+        """The text deltas of ``stream`` (a ``MessageStream``), noting what arrives."""
+        self.request_id = stream.request_id
+        for event in stream:
+            if event.type == "message_start":
+                self.snapshot = stream.current_message_snapshot
+            elif event.type == "message_stop":
+                self.complete = self.snapshot is not None
+            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                self.chars += len(event.delta.text)
+                yield event.delta.text
+
+    def result(self) -> TurnResult:
+        """What the answer reported (and so cost) so far; final once ``complete``."""
+        ids = {"request_id": self.request_id} if self.request_id else {}
+        message = self.snapshot
+        if message is None:
+            return TurnResult(ids=ids)
+        usage = Usage.from_dict(message.usage.model_dump())
+        return TurnResult(model=message.model, stop_reason=message.stop_reason, usage=usage,
+                          cost_usd=estimate_cost(message.model, usage),
+                          ids={"message_id": message.id, **ids})
 
 
 def _is_transport_error(exc: BaseException) -> bool:
@@ -110,17 +150,23 @@ def _is_timeout(exc: BaseException) -> bool:
         exc, TimeoutError)
 
 
-def map_error(exc: BaseException, config: Config, base_url: str) -> BackendError:
+def map_error(exc: BaseException, config: Config, base_url: str, reading: _Reading,
+              request: TurnRequest) -> BackendError:
     """Translate an SDK exception into our error family, with a one-line message."""
     import anthropic
 
+    if isinstance(exc, ValueError):  # an event the SDK could not decode or parse
+        return BackendError(cut_short("the Messages API sent a damaged stream before "
+                                      "message_stop", reading.chars, request,
+                                      one_line(exc, 120)))
     if _is_transport_error(exc) or isinstance(exc, OSError):
         if _is_timeout(exc):
-            return BackendTimeout(
+            return BackendTimeout(cut_short(
                 f"the Messages API at {base_url} stopped sending for {config.timeout:g} s "
-                "mid-answer; try again or raise Config(timeout=...)")
-        return BackendUnavailable(f"the connection to the Messages API at {base_url} broke "
-                                  f"mid-answer ({one_line(exc)}); try again")
+                "mid-answer (raise Config(timeout=...) if it is slow)", reading.chars, request))
+        return BackendUnavailable(cut_short(
+            f"the connection to the Messages API at {base_url} broke before message_stop",
+            reading.chars, request, one_line(exc, 120)))
     if isinstance(exc, TypeError):
         if "authentication" in str(exc).lower():
             return AuthenticationError(NO_KEY)

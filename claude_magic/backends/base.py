@@ -71,6 +71,14 @@ class Backend(Protocol):
         ...
 
 
+def cut_short(what: str, chars: int, request: TurnRequest, detail: str = "") -> str:
+    """The one-line message for an answer that stopped before it was complete: ``what``
+    happened, how much text had arrived (and ``detail``), what was kept, what to do."""
+    got = f"after {chars} characters" if chars else "before any text"
+    kept = "; the partial answer is kept as incomplete" if chars and request.session_id else ""
+    return f"{what} ({got}{'; ' if detail else ''}{detail}){kept}; send the prompt again"
+
+
 def split_words(text: str) -> list[str]:
     """Word-sized chunks whose concatenation is ``text`` (for backends that have the whole
     answer at once but should still stream it)."""

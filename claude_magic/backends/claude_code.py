@@ -38,7 +38,7 @@ from ..errors import (
     RateLimitError,
 )
 from ..message import Message, Usage
-from .base import TurnRequest, TurnResult, attach_result, one_line
+from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
 
 if TYPE_CHECKING:
     from ..client import Config
@@ -142,9 +142,10 @@ class ClaudeCodeBackend:
                 yield from parser.feed(line)
             code = run.wait()
             if run.timed_out:
-                raise BackendTimeout(f"Claude Code did not finish within {config.timeout:g} s; "
-                                     "the process was stopped (raise Config(timeout=...))")
-            yield parser.finish(code, run.stderr_tail(), request.model)
+                raise BackendTimeout(cut_short(
+                    f"Claude Code did not finish within {config.timeout:g} s and was stopped "
+                    "(raise Config(timeout=...) if it is slow)", parser.chars, request))
+            yield parser.finish(code, run.stderr_tail(), request)
         finally:
             run.stop()
 
@@ -231,6 +232,7 @@ class _Parser:
         self.current: str | None = None  # message id of the stream events being read
         self.last_text_message: str | None = None
         self.noise: list[str] = []
+        self.chars = 0  # characters of text yielded so far
 
     def feed(self, raw: bytes) -> Iterator[str]:
         line = raw.strip()
@@ -273,14 +275,16 @@ class _Parser:
         if self.last_text_message is not None and message_id != self.last_text_message:
             yield "\n\n"  # text of a later model message (after a tool call)
         self.last_text_message = message_id
+        self.chars += len(text)
         yield text
 
-    def finish(self, code: int, stderr: list[str], model: str) -> TurnResult:
+    def finish(self, code: int, stderr: list[str], request: TurnRequest) -> TurnResult:
+        """The turn's result from the ``result`` line; without one (the CLI exited or was
+        killed first) the answer is incomplete whatever the exit code."""
         result = self.result
         if result is None:
-            detail = (stderr or self.noise or ["no output"])[-1]
-            raise BackendError(f"Claude Code exited with code {code} without a result: "
-                               f"{one_line(detail)}")
+            raise BackendError(cut_short(f"Claude Code {_ended(code)} before its result line",
+                                         self.chars, request, self._tail(stderr)))
         usage = Usage.from_dict(result.get("usage"))
         cost = next((result[k] for k in ("total_cost_usd", "cost_usd", "total_cost")
                      if isinstance(result.get(k), (int, float))), None)
@@ -290,16 +294,35 @@ class _Parser:
             ids[SESSION_ID_KEY] = session_id
         if result.get("num_turns") is not None:
             ids["num_turns"] = str(result["num_turns"])
-        turn = TurnResult(text=result.get("result"), model=self.model or model,
+        turn = TurnResult(text=result.get("result"), model=self.model or request.model,
                           stop_reason=result.get("stop_reason"), usage=usage,
                           cost_usd=float(cost) if cost is not None else None, ids=ids)
         if result.get("is_error") or result.get("subtype") != "success":
             raise attach_result(_result_error(result, code), turn)
         if code != 0:
             raise attach_result(BackendError(
-                f"Claude Code exited with code {code} after a successful result: "
-                f"{one_line((stderr or ['no message'])[-1])}"), turn)
+                f"Claude Code {_ended(code)} after a successful result ({self._tail(stderr)})"
+                "; send the prompt again"), turn)
         return turn
+
+    def _tail(self, stderr: list[str]) -> str:
+        """The last lines of stderr (else of stdout's non-JSON lines), for an error message."""
+        if stderr:
+            return "stderr: " + one_line(" | ".join(stderr[-3:]), 160)
+        if self.noise:
+            return "output: " + one_line(self.noise[-1], 160)
+        return "nothing on stderr"
+
+
+def _ended(code: int) -> str:
+    """How the process ended: ``exited with code N`` or ``was killed by SIGKILL``."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"was killed by {name}"
 
 
 def _result_error(result: dict[str, Any], code: int) -> BackendError:

@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import stat
 import sys
 import time
@@ -80,9 +81,19 @@ class FakeClaude:
         return self._push({"kind": kind, "text": text, "message": message, "status": status})
 
     def exit(self, code: int, stderr: str = "Error: something went wrong",
-             text: str = "") -> FakeClaude:
-        """Script a run that streams ``text`` then exits with ``code`` and no result line."""
-        return self._push({"kind": "exit", "code": code, "stderr": stderr, "text": text})
+             text: str = "", *, cut: bool = False) -> FakeClaude:
+        """Script a run that streams ``text`` then exits with ``code`` and no result line;
+        ``cut`` stops mid-message (its stream events only: no ``assistant`` line, no
+        ``message_stop``)."""
+        return self._push({"kind": "exit", "code": code, "stderr": stderr, "text": text,
+                           "cut": cut})
+
+    def killed(self, signum: int = signal.SIGKILL, stderr: str = "", text: str = "", *,
+               cut: bool = True) -> FakeClaude:
+        """Script a run that streams ``text`` (mid-message unless ``cut=False``), writes
+        ``stderr``, then dies of signal ``signum`` with no result line."""
+        return self._push({"kind": "killed", "signum": int(signum), "stderr": stderr,
+                           "text": text, "cut": cut})
 
     def hang(self, seconds: float = 60.0, text: str = "") -> FakeClaude:
         """Script a run that streams ``text`` then sleeps (for timeout tests)."""
@@ -308,13 +319,18 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
                        "max_retries": 2, "retry_delay_ms": 1, "error_status": item["status"],
                        "error": "overloaded_error", "session_id": session_id})
     if text:
-        _message(fmt, partial, session_id, model, text, input_tokens, chunks=chunks)
+        _message(fmt, partial, session_id, model, text, input_tokens, chunks=chunks,
+                 cut=bool(item.get("cut")))
     if kind == "hang":
         time.sleep(float(item["seconds"]))
         return 0
-    if kind == "exit":
-        print(item["stderr"], file=sys.stderr)
-        return int(item["code"])
+    if kind in ("exit", "killed"):
+        if item["stderr"]:
+            print(item["stderr"], file=sys.stderr, flush=True)
+        if kind == "killed":
+            os.kill(os.getpid(), item["signum"])
+            time.sleep(10)  # a signal that does not kill: still no result line
+        return int(item.get("code", 1))
     usage = {"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
              "cache_read_input_tokens": 0, "output_tokens": len(chunks) if text else 0}
     usage.update(item.get("usage") or {})
@@ -354,9 +370,10 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
 
 def _message(fmt: str, partial: bool, session_id: str, model: str, text: str,
              input_tokens: int, *, chunks: list[str] | None = None,
-             tool: str | None = None) -> None:
+             tool: str | None = None, cut: bool = False) -> None:
     """One model message: its stream events (with ``--include-partial-messages``), then one
-    ``assistant`` line per content block, as the real CLI prints them."""
+    ``assistant`` line per content block, as the real CLI prints them. ``cut``: only the
+    events up to the last text delta (a message that stopped mid-way)."""
     if fmt != "stream-json":
         return
     message_id = f"msg_fake_{uuid.uuid4().hex[:20]}"
@@ -374,6 +391,8 @@ def _message(fmt: str, partial: bool, session_id: str, model: str, text: str,
     for chunk in chunks or [text]:
         event({"type": "content_block_delta", "index": 0,
                "delta": {"type": "text_delta", "text": chunk}})
+    if cut:
+        return
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text}]
     if tool:
         blocks.append({"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {}})

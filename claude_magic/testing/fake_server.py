@@ -21,6 +21,7 @@ import argparse
 import json
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -41,6 +42,9 @@ ERROR_TYPES = {
     500: "api_error", 529: "overloaded_error",
 }
 STATUS_OF_TYPE = {v: k for k, v in ERROR_TYPES.items()}
+# How a stream cut short by ``end_early`` ends (see FakeMessagesServer.end_early).
+ENDINGS = ("chunked", "eof", "truncate", "reset")
+CUT_POINTS = ("message_start", "content_block_start", "content_block_stop", "message_delta")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -83,7 +87,8 @@ def input_tokens_of(body: dict[str, Any]) -> int:
 class Reply:
     """A scripted answer. ``chunks`` default to the text split into words; ``usage`` keys
     override the estimated counts; ``error_after`` sends an ``error`` event after that many
-    chunks (a mid-stream failure); ``delay`` waits before each chunk (a slow stream)."""
+    chunks (a mid-stream failure); ``delay`` waits before each chunk (a slow stream);
+    ``cut_after`` ends the response early in the way ``cut_how`` names (see ``end_early``)."""
 
     text: str
     chunks: list[str] | None = None
@@ -94,6 +99,8 @@ class Reply:
     error_after: int | None = None
     error_type: str = "overloaded_error"
     error_message: str = "Overloaded"
+    cut_after: str | int | None = None
+    cut_how: str = "chunked"
 
 
 @dataclass
@@ -211,6 +218,26 @@ class FakeMessagesServer:
         count = len(chunk_list) if after is None else after
         return self._push(Reply(text, chunk_list, error_after=count, error_type=error_type,
                                 error_message=message))
+
+    def end_early(self, text: str = "Partial answer", *, after: str | int = "message_start",
+                  how: str = "chunked", chunks: Iterable[str] | None = None
+                  ) -> FakeMessagesServer:
+        """Queue a streamed answer (HTTP 200) that stops before ``message_stop``.
+
+        ``after``: an event name (``message_start``, ``content_block_start``,
+        ``content_block_stop``, ``message_delta``) or a number of text chunks sent first.
+        ``how``: ``chunked`` (a clean end of the chunked body, the connection kept), ``eof``
+        (a body without length or chunking, ended by closing the connection cleanly),
+        ``truncate`` (the connection closed without the last chunk) or ``reset`` (a TCP
+        reset). A non-streamed request gets half of its JSON body, then the same ending."""
+        if how not in ENDINGS:
+            raise ValueError(f"how must be one of {', '.join(ENDINGS)}")
+        if not ((isinstance(after, int) and after >= 0) or after in CUT_POINTS):
+            raise ValueError(f"after must be a number of chunks or one of {', '.join(CUT_POINTS)}")
+        chunk_list = list(chunks) if chunks is not None else split_words(text)
+        if isinstance(after, int) and after > len(chunk_list):
+            raise ValueError(f"after={after} but the text has only {len(chunk_list)} chunks")
+        return self._push(Reply(text, chunk_list, cut_after=after, cut_how=how))
 
     def slow(self, text: str, delay: float, **kwargs: Any) -> FakeMessagesServer:
         """Queue an answer that waits ``delay`` seconds before each chunk."""
@@ -379,6 +406,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(item.status, item.error_type, item.message, item.headers)
         elif body.get("stream"):
             self._stream(item, body)
+        elif item.cut_after is not None:
+            self._send_cut_json(item, body)
         elif item.error_after is not None:
             self._send_error(STATUS_OF_TYPE.get(item.error_type, 500), item.error_type,
                              item.error_message)
@@ -396,23 +425,59 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+        chunked = reply.cut_how != "eof"  # an "eof" body is ended by closing the connection
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
-        self.send_header("transfer-encoding", "chunked")
+        self.send_header("transfer-encoding" if chunked else "connection",
+                         "chunked" if chunked else "close")
         self.send_header("request-id", f"req_fake_{uuid.uuid4().hex[:20]}")
         self.end_headers()
         try:
+            texts = 0
             for event in _events(reply, body):
                 if event is None:
                     time.sleep(reply.delay)
                     continue
                 name, data = event
                 payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload) if chunked
+                                 else payload)
+                texts += name == "content_block_delta"
+                if _cut_here(reply.cut_after, name, texts):
+                    self._end_early(reply.cut_how)
+                    return
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-stream
+
+    def _send_cut_json(self, reply: Reply, body: dict[str, Any]) -> None:
+        """A non-streamed answer whose body stops half-way (``end_early``)."""
+        data = json.dumps(_message(reply, body)).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self._end_early("truncate" if reply.cut_how == "chunked" else reply.cut_how)
+
+    def _end_early(self, how: str) -> None:
+        """End a response cut short: a clean chunked end, or close (cleanly, or by a reset)."""
+        if how == "chunked":
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.close_connection = True
+        if how == "reset":  # SO_LINGER 0: close() sends a TCP reset instead of a FIN
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+def _cut_here(cut: str | int | None, name: str, texts: int) -> bool:
+    """Whether a stream cut after ``cut`` ends after this event (``texts`` chunks sent)."""
+    if isinstance(cut, int):
+        return (name == "content_block_delta" and texts == cut) or (cut == 0 and name == "ping")
+    return cut == name
 
 
 def _usage(reply: Reply, body: dict[str, Any], chunks: list[str]) -> dict[str, int]:

@@ -244,7 +244,11 @@ def test_read_timeout_is_a_backend_timeout(manager: SessionManager, server: Fake
     with pytest.raises(BackendTimeout, match=r"0\.3 s"):
         client.query("Quick?").session(session.id).send()
     assert time.perf_counter() - started < 1.9
-    assert roles_and_statuses(manager, session.id) == [("user", "error")]
+    # message_start had arrived: no text, but what the request cost is kept on the record
+    assert roles_and_statuses(manager, session.id) == [("user", "error"),
+                                                       ("assistant", "incomplete")]
+    spent = manager.resume(session.id).messages[1]
+    assert spent.content == "" and spent.usage.input_tokens > 0 and spent.cost_usd > 0
 
 
 def test_unreachable_server_is_backend_unavailable(manager: SessionManager, api_key: str,
