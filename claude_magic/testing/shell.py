@@ -13,6 +13,9 @@ import atexit
 import shutil
 from typing import Any
 
+# Imported before any shell exists: this module binds ``__main__`` when first imported, and
+# would otherwise keep the first shell's namespace module (and so that shell) alive forever.
+import IPython.core.completer  # noqa: F401
 from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
