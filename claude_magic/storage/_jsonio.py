@@ -187,15 +187,23 @@ def _fill(fd: int, tmp: str, data: bytes, durable: bool) -> None:
     """Write ``data`` to the new temp file ``tmp`` open as ``fd`` and close it; on failure
     the temp file is removed."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        try:
+            write_all(fd, data)
             if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte of ``data`` is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _shared_temp(directory: Path, path: Path) -> tuple[int, str]:

@@ -62,6 +62,7 @@ from ._jsonio import (
     read_file,
     stage,
     sync_dir,
+    write_all,
 )
 from .base import DamagedEntry, SummaryColumns, newest_first, warn_damaged
 
@@ -363,7 +364,7 @@ class DirectoryStorage:
         header_path = self._header_path(session.id)
         tmp = stage(self.root, header_bytes(session, stats))  # fails first on a full disk
         try:
-            _write_all(fd, line)
+            write_all(fd, line)
             os.fsync(fd)
             # the fsynced line is the commit; the header only carries totals and updated_at,
             # which the next append recounts if a power cut loses this rename
@@ -541,12 +542,6 @@ def _read_at(fd: int, offset: int, size: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _restore(path: Path, backup: str | None, existed: bool) -> None:
