@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Dict, Float, Int, Unicode, observe, validate
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from ..errors import MagicUsageError, StorageError
+from ..errors import ClaudeMagicError, MagicUsageError, StorageError
 from ..workspace import Workspace
 from .boundary import command_name, magic_errors
 
@@ -161,7 +161,10 @@ class ClaudeMagics(Magics):
     def _switch_storage(self, proposal: Any) -> str:
         """``%config ClaudeMagics.storage = X`` switches now; if X fails, nothing changes."""
         if hasattr(self, "workspace"):  # not while __init__ applies the config
-            self.use_storage(proposal["value"] or default_storage(self.notebook_dir))
+            try:
+                self.use_storage(proposal["value"] or default_storage(self.notebook_dir))
+            except ClaudeMagicError as exc:  # a TraitError makes %config keep the old value
+                raise TraitError(str(exc)) from exc
         return str(proposal["value"])
 
     @observe("backend", "model", "max_tokens", "timeout", "backend_options")

@@ -3,7 +3,6 @@ the fake Messages API server on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,23 +11,6 @@ from claude_magic.errors import AuthenticationError, MagicUsageError
 from claude_magic.magics import get_magics
 from claude_magic.testing.fake_server import FakeMessagesServer
 from claude_magic.testing.shell import TestingShell
-
-
-@pytest.fixture
-def server() -> Iterator[FakeMessagesServer]:
-    with FakeMessagesServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def ip(shell: TestingShell, server: FakeMessagesServer,
-       monkeypatch: pytest.MonkeyPatch) -> TestingShell:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-key-never-stored")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    shell.run_cell("%config ClaudeMagics.backend = 'anthropic'")
-    shell.run_cell("%config ClaudeMagics.update_interval = 0.0")
-    shell.run_cell("%config ClaudeMagics.model = 'claude-test-model'")
-    return shell
 
 
 def cell(shell: TestingShell, options: str, prompt: str) -> None:
