@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from .errors import InvalidMetadata
+from .errors import InvalidMetadata, ValueOutOfRange
 from .times import parse_time
 
 
@@ -50,7 +51,8 @@ def check_number(value: Any, what: str, *, optional: bool = False) -> Any:
     if type(value) is bool or not isinstance(value, int):
         raise TypeError(f"{what} must be a number, got {type(value).__name__}")
     if not -_INT_LIMIT <= value < _INT_LIMIT:
-        raise ValueError(f"{what} is too large ({value}); use a number below 2**63")
+        raise ValueOutOfRange(f"{what} is too large ({_digits(value)}); use a number "
+                              "from -2**63 to 2**63 - 1")
     return value
 
 
@@ -61,7 +63,8 @@ def check_count(value: Any, what: str) -> int:
             raise TypeError(f"{what} must be int, got {type(value).__name__}")
         value = int(value)
     if not 0 <= value < _INT_LIMIT:
-        raise ValueError(f"{what} must be an int from 0 to 2**63 - 1, got {value}")
+        shown = value if -_INT_LIMIT <= value < _INT_LIMIT else _digits(value)
+        raise ValueOutOfRange(f"{what} must be an int from 0 to 2**63 - 1, got {shown}")
     return value
 
 
@@ -81,52 +84,122 @@ def json_text(value: Any) -> str:
 _encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps builds one per call
 
 
+#: How deep metadata and settings may nest (a dict in a list in a dict ... counts each level).
+MAX_DEPTH = 100
+
+
 def check_json_value(value: Any, where: str) -> Any:
     """Return a deep copy of ``value`` if it is plain JSON, else raise :class:`InvalidMetadata`.
 
-    Plain JSON means dicts with ``str`` keys, lists (tuples become lists), ``str``, ``int``,
-    finite ``float``, ``bool`` and ``None``; strings must be storable as UTF-8. Checked
-    before anything is written.
+    Plain JSON means dicts with ``str`` keys, lists (tuples become lists), ``str``, ``int``
+    from -2**63 to 2**63 - 1 (what SQLite and pandas int64 hold), finite ``float``, ``bool``
+    and ``None``, nested at most :data:`MAX_DEPTH` levels; strings must be storable as UTF-8.
+    Checked before anything is written.
     """
 
-    def walk(item: Any, path: str) -> Any:
+    def walk(item: Any, path: str, depth: int) -> Any:
         if item is None or item is True or item is False:
             return item
         if isinstance(item, str):
             if not is_utf8(item):
-                raise InvalidMetadata(f"{path} contains a lone surrogate, which UTF-8 cannot "
-                                      "store; decode the text properly first")
+                raise InvalidMetadata(f"{_short(path)} contains a lone surrogate, which UTF-8 "
+                                      "cannot store; decode the text properly first")
             return str(item)
         if isinstance(item, int):
+            if not -_INT_LIMIT <= item < _INT_LIMIT:
+                raise InvalidMetadata(f"{_short(path)} is an integer too large to store "
+                                      f"({_digits(item)}); use one from -2**63 to 2**63 - 1, "
+                                      "or store it as a string")
             return int(item)
         if isinstance(item, float):
             if not math.isfinite(item):
-                raise InvalidMetadata(f"{path} is {item}, which JSON cannot store; use a number")
-            return item
+                raise InvalidMetadata(f"{_short(path)} is {item}, which JSON cannot store; "
+                                      "use a number")
+            return float(item)
+        if depth >= MAX_DEPTH:
+            raise InvalidMetadata(f"{where} is nested more than {MAX_DEPTH} levels deep (or "
+                                  "contains itself); store a flatter value")
         if isinstance(item, Mapping):
             out = {}
             for key, sub in item.items():
                 if not isinstance(key, str):
-                    raise InvalidMetadata(
-                        f"{path} has a key {key!r} of type {type(key).__name__}; keys must be str"
-                    )
+                    raise InvalidMetadata(f"{_short(path)} has a key {_short(repr(key))} of type "
+                                          f"{type(key).__name__}; keys must be str")
                 if not is_utf8(key):
-                    raise InvalidMetadata(f"{path} has a key with a lone surrogate, which "
-                                          "UTF-8 cannot store; decode the text properly first")
-                out[str(key)] = walk(sub, f"{path}[{key!r}]")
+                    raise InvalidMetadata(f"{_short(path)} has a key with a lone surrogate, "
+                                          "which UTF-8 cannot store; decode the text properly "
+                                          "first")
+                out[str(key)] = walk(sub, f"{path}[{key!r}]", depth + 1)
             return out
         if isinstance(item, (list, tuple)):
-            return [walk(sub, f"{path}[{i}]") for i, sub in enumerate(item)]
+            return [walk(sub, f"{path}[{i}]", depth + 1) for i, sub in enumerate(item)]
         raise InvalidMetadata(
-            f"{path} is a {type(item).__name__}, which is not JSON-serializable; "
+            f"{_short(path)} is a {type(item).__name__}, which is not JSON-serializable; "
             "store str, int, float, bool, None, lists or dicts"
         )
 
     try:
-        return walk(value, where)
+        return walk(value, where, 0)
+    except RecursionError:  # a key path so long that building it recursed: still too deep
+        raise InvalidMetadata(f"{where} is nested too deeply; store a flatter value") from None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """``text`` cut to ``limit`` characters, so an error stays one readable line."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _digits(value: int) -> str:
+    """How big an int is, without ``str()`` (which refuses ints past 4300 digits)."""
+    return f"about 2**{value.bit_length()}" if value >= 0 else f"about -2**{value.bit_length()}"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 20:
+        raise ValueError(f"an integer of {len(text)} digits is too large")
+    value = int(text)
+    if not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise ValueError(f"the integer {value} is beyond 64 bits")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond what a float holds")
+    return value
+
+
+strict_decode = json.JSONDecoder(parse_int=_bounded_int, parse_float=_finite_float,
+                                  parse_constant=_refuse_constant).decode
+"""``json.loads`` refusing ints past 64 bits, non-finite floats and NaN (``ValueError``)."""
+# the hooks above refuse big numbers; what else we would refuse to write shows as an escaped
+# UTF-16 surrogate (a lone one is refused) or as many brackets (deep nesting)
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def loads_checked(text: str, what: str) -> Any:
+    """Parse JSON written by anyone (another tool, an older version) and accept only what
+    :func:`check_json_value` accepts: ints within 64 bits, finite floats, no NaN, nesting at
+    most :data:`MAX_DEPTH`, text UTF-8 can store. Raises only ``ValueError`` / ``TypeError``.
+    Cheap for ordinary values: the full walk runs only when the text could hold such a value.
+    """
+    if type(text) is not str:
+        raise TypeError(f"{what} must be JSON text, got {type(text).__name__}")
+    try:
+        value = strict_decode(text)
     except RecursionError:
-        raise InvalidMetadata(f"{where} is nested too deeply (or contains itself); "
-                              "store a flatter value") from None
+        raise ValueError(f"{what} is nested too deeply") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH or _SUSPECT.search(text):
+        try:
+            check_json_value(value, what)
+        except InvalidMetadata as exc:
+            raise ValueError(str(exc)) from None
+    return value
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})

@@ -67,6 +67,10 @@ class InvalidMetadata(ClaudeMagicError, TypeError):
     """Metadata (or a setting) that cannot be stored as JSON."""
 
 
+class ValueOutOfRange(ClaudeMagicError, ValueError):
+    """A number, total or time beyond what every store, time zone and pandas can hold."""
+
+
 class StorageError(ClaudeMagicError):
     """The store could not be opened, read or written."""
 

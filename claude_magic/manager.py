@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .checks import check_text
@@ -30,19 +30,38 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 
 def parse_age(value: timedelta | str | float) -> timedelta:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``, ``"45s"``, a number of days, or a timedelta."""
-    if isinstance(value, timedelta):
-        age = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        age = timedelta(days=value)
-    else:
-        match = _DURATION.fullmatch(str(value))
-        if not match:
-            raise ValueError(f"cannot read the age {value!r}; use e.g. 30d, 12h, 90m, 2w or 45s")
-        age = timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"2w"``, ``"45s"``, a number of days, or a timedelta.
+
+    ``ValueError`` (one line) for text it cannot read, a negative age, or an age reaching back
+    before the calendar starts (``"1000000d"``)."""
+    age = value if isinstance(value, timedelta) else _age(value)
     if age < timedelta(0):
-        raise ValueError(f"the age {value!r} is negative; use e.g. 30d")
+        raise ValueError(f"the age {_shown(value)} is negative; use e.g. 30d")
+    try:
+        utc_now() - age
+    except OverflowError:
+        raise ValueError(f"the age {_shown(value)} reaches back before year 1; use a smaller "
+                         "age such as 3650d") from None
     return age
+
+
+def _age(value: str | float) -> timedelta:
+    """A number of days or a ``<number><unit>`` text as a timedelta (``ValueError`` if not)."""
+    try:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return timedelta(days=value)
+        match = _DURATION.fullmatch(str(value))
+        if match:
+            return timedelta(**{_UNITS[match.group(2).lower()]: float(match.group(1))})
+    except (OverflowError, ValueError):
+        raise ValueError(f"the age {_shown(value)} is not a usable length of time; "
+                         "use e.g. 30d, 12h, 90m, 2w or 45s") from None
+    raise ValueError(f"cannot read the age {_shown(value)}; use e.g. 30d, 12h, 90m, 2w or 45s")
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class SessionManager:
@@ -120,9 +139,12 @@ class SessionManager:
             raise SessionNotFound(str(session_id))
         return session
 
-    def delete(self, session_id: str) -> bool:
-        """Remove a session; returns whether it existed."""
-        deleted = self.storage.delete(SessionId(session_id))
+    def delete(self, session_id: str, *, if_updated_at: datetime | None = None) -> bool:
+        """Remove a session; returns whether it existed (and was removed).
+
+        With ``if_updated_at``, remove it only if it was last updated at exactly that time
+        (decided atomically by the store), so a session changed meanwhile is kept."""
+        deleted = self.storage.delete(SessionId(session_id), if_updated_at=if_updated_at)
         if deleted:
             self._changed("deleted", session_id)
         return deleted
@@ -224,19 +246,27 @@ class SessionManager:
               dry_run: bool = False) -> list[SessionId]:
         """Delete sessions not updated within ``older_than``, always keeping the newest
         ``keep_last``. Without ``older_than`` only ``keep_last`` applies. Returns the ids
-        deleted (or that would be, with ``dry_run``)."""
-        if keep_last < 0:
-            raise ValueError("keep_last must be 0 or more")
+        deleted (or that would be, with ``dry_run``).
+
+        A session another process changes after prune listed it is kept: each delete happens
+        only if the session's ``updated_at`` is still the one listed (checked by the store in
+        its transaction or under its lock)."""
+        if type(keep_last) is not int or keep_last < 0:
+            raise ValueError(f"keep_last must be an int, 0 or more, got {_shown(keep_last)}")
         if older_than is None and not keep_last:
             raise ValueError("prune needs older_than (e.g. '30d') or keep_last; "
                              "use clear() to delete every session")
         cutoff = utc_now() - parse_age(older_than) if older_than is not None else None
         candidates = self.summaries()[keep_last:]
-        doomed = [s.id for s in candidates if cutoff is None or s.updated_at < cutoff]
-        if not dry_run:
-            for session_id in doomed:
-                self.delete(session_id)
-        return doomed
+        doomed = [s for s in candidates if cutoff is None or s.updated_at < cutoff]
+        if dry_run:
+            return [s.id for s in doomed]
+        deleted = []
+        for summary in doomed:
+            if self.storage.delete(summary.id, if_updated_at=summary.updated_at):
+                deleted.append(summary.id)
+                self._changed("deleted", summary.id)
+        return deleted
 
     def to_dataframe(self) -> pandas.DataFrame:
         """One row per session: header, ``meta.<key>`` columns, turns, tokens, cost."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -15,6 +17,7 @@ from .checks import (
     required_field,
     time_field,
 )
+from .errors import ValueOutOfRange
 from .times import as_utc, format_time, utc_now
 
 Role = Literal["user", "assistant"]
@@ -185,9 +188,17 @@ def answered_turns(messages: Iterable[Message]) -> list[tuple[Message, Message]]
     return turns
 
 
+_FLOAT_MAX = sys.float_info.max
+_TOTAL_LIMIT = 2**63  # what SQLite's INTEGER and pandas int64 hold
+
+
 @dataclass(slots=True)
 class SessionStats:
-    """Totals over a session's messages, kept by every store so listings need no messages."""
+    """Totals over a session's messages, kept by every store so listings need no messages.
+
+    Counts are ints from 0 to 2**63 - 1 and the cost a finite float (checked on construction,
+    so a store reading totals written by another tool gets ``TypeError`` / ``ValueError``).
+    """
 
     message_count: int = 0
     turns: int = 0
@@ -196,13 +207,36 @@ class SessionStats:
     cost_usd: float = 0.0
     last_model: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("message_count", "turns", "input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value < _TOTAL_LIMIT:
+                setattr(self, name, check_count(value, f"session {name}"))
+        cost = self.cost_usd
+        if type(cost) is not float or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
+            self.cost_usd = float(check_number(cost, "session cost_usd"))
+        if self.last_model is not None and type(self.last_model) is not str:
+            check_text(self.last_model, "session last_model")
+
     def add(self, message: Message) -> None:
+        """Count ``message`` in; ``ValueOutOfRange`` (nothing changed) when a total would pass
+        2**63 - 1 or the cost would stop being a finite number."""
+        usage = message.usage
+        input_tokens = self.input_tokens + usage.input_tokens
+        output_tokens = self.output_tokens + usage.output_tokens
+        cost = self.cost_usd + (message.cost_usd or 0.0)
+        if (input_tokens >= _TOTAL_LIMIT or output_tokens >= _TOTAL_LIMIT
+                or self.message_count + 1 >= _TOTAL_LIMIT or not math.isfinite(cost)):
+            raise ValueOutOfRange(
+                "the session's token or cost totals would overflow with this message "
+                f"(input {input_tokens}, output {output_tokens}, cost {cost}); "
+                "check its usage and cost, or start a new session")
         self.message_count += 1
         if message.role == "user":
             self.turns += 1
-        self.input_tokens += message.usage.input_tokens
-        self.output_tokens += message.usage.output_tokens
-        self.cost_usd += message.cost_usd or 0.0
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cost_usd = cost
         if message.model:
             self.last_model = message.model
 
@@ -222,5 +256,6 @@ class SessionStats:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> SessionStats:
-        data = data or {}
+        """From a JSON object (missing keys are 0); ``TypeError`` / ``ValueError`` if ill-typed."""
+        data = json_object(data or {}, "session stats")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import StorageWarning
@@ -89,8 +90,12 @@ class Storage(Protocol):
              error: str | None = None) -> None:
         """Change the status (and error text) of one stored message."""
 
-    def delete(self, session_id: SessionId) -> bool:
-        """Remove a session; ``True`` if it existed."""
+    def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
+        """Remove a session; ``True`` if it existed and was removed.
+
+        With ``if_updated_at``, remove it only if its stored ``updated_at`` equals that time,
+        decided inside the store's transaction or under its lock (``False`` otherwise): how
+        ``prune`` never deletes a session another process changed after listing it."""
 
     def clear(self) -> int:
         """Remove every readable session; returns how many."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from ..checks import clone_json
 from ..errors import SessionExists, SessionNotFound
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
-from ..times import MonotonicClock
+from ..times import MonotonicClock, as_utc
 from .base import DamagedEntry, SummaryColumns, newest_first
 
 
@@ -29,6 +30,7 @@ class MemoryStorage:
     def create(self, session: Session, *, overwrite: bool = False,
                preserve_times: bool = False) -> Session:
         stored = session.checked_copy()
+        stats = stored.stats  # refuses totals past 64 bits before anything changes
         with self._lock:
             if stored.id in self._sessions and not overwrite:
                 raise SessionExists(str(stored.id))
@@ -36,7 +38,7 @@ class MemoryStorage:
                 stored.created_at = stored.updated_at = self._clock.now()
             self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
             self._sessions[stored.id] = stored
-            self._stats[stored.id] = stored.stats
+            self._stats[stored.id] = stats
             return stored.copy()
 
     def load(self, session_id: SessionId) -> Session | None:
@@ -79,10 +81,15 @@ class MemoryStorage:
             session.messages[seq].error = error
             session.updated_at = self._clock.now()
 
-    def delete(self, session_id: SessionId) -> bool:
+    def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         with self._lock:
-            self._stats.pop(session_id, None)
-            return self._sessions.pop(session_id, None) is not None
+            session = self._sessions.get(session_id)
+            if session is None:
+                return False
+            if if_updated_at is not None and session.updated_at != as_utc(if_updated_at):
+                return False
+            del self._sessions[session_id], self._stats[session_id]
+            return True
 
     def clear(self) -> int:
         with self._lock:

@@ -14,6 +14,7 @@ sessions, and a row damaged by another tool is skipped and reported instead of l
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -22,11 +23,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from ..checks import MAX_DEPTH, loads_checked
+from ..checks import strict_decode as _strict_decode
 from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageError
 from ..message import Message, SessionStats, Status, Usage
 from ..session import _RESERVED, Session, SessionChanges, SessionId, SessionSummary
-from ..times import MonotonicClock, format_time, parse_time
+from ..times import MAX_TIME, MIN_TIME, MonotonicClock, as_utc, format_time, parse_time
 from .base import DamagedEntry, SummaryColumns, warn_damaged
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
@@ -112,10 +116,50 @@ def _m002_readable(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id)")
 
 
+def _plain_json(column: str) -> str:
+    """No text that might hold a value Python refuses: a digit run past 64 bits, a float
+    exponent past its range, an escaped UTF-16 surrogate, more brackets than nesting allows."""
+    digits = "[0-9]" * 19
+    return (f"{column} NOT GLOB '*{digits}*' AND {column} NOT GLOB '*[eE][0-9][0-9][0-9]*' "
+            f"AND {column} NOT GLOB '*[eE][-+][0-9][0-9][0-9]*' "
+            rf"AND {column} NOT GLOB '*\u[dD][89a-fA-F]*' "
+            f"AND length({column}) - length(replace(replace({column}, '[', ''), '{{', '')) "
+            f"<= {MAX_DEPTH}")
+
+
+def _plain_time(column: str) -> str:
+    """The fixed-width UTC form we write, inside the range Python accepts."""
+    return (f"length({column}) = 32 AND substr({column}, 20, 1) = '.' "
+            f"AND substr({column}, 21, 6) NOT GLOB '*[^0-9]*' AND substr({column}, 27) = '+00:00' "
+            f"AND {column} BETWEEN '0001-01-02' AND '9999-12-30T23:59:59.999999+00:00'")
+
+
+_COUNTS = ("message_count", "turns", "input_tokens", "output_tokens")
+#: Rows SQL can vouch for; the others a ``readable`` row may hold (values that overflow in
+#: Python: big numbers, deep JSON, far times, wrong types) are checked in Python.
+_PLAIN = (
+    "coalesce(" + " AND ".join(
+        [f"typeof({c}) = 'integer' AND {c} >= 0" for c in _COUNTS]
+        + ["typeof(cost_usd) = 'real' AND abs(cost_usd) <= 1.7976931348623157e308",
+           "typeof(system_prompt) IN ('null', 'text') AND typeof(last_model) IN ('null', 'text')",
+           _plain_json("metadata"), _plain_json("settings"),
+           _plain_time("created_at"), _plain_time("updated_at")]) + ", 0)"
+)
+
+
+def _m003_plain(db: sqlite3.Connection) -> None:
+    """``plain``: SQL's guarantee that Python reads the row; the listing index carries it."""
+    db.execute(f"ALTER TABLE sessions ADD COLUMN plain INTEGER GENERATED ALWAYS AS ({_PLAIN}) "
+               "VIRTUAL")
+    db.execute("DROP INDEX sessions_listing")
+    db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id, plain)")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_readable", _m002_readable),
+    ("003_plain", _m003_plain),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)
@@ -130,25 +174,63 @@ _fromiso = datetime.fromisoformat
 
 
 def _time(value: str) -> datetime:
+    """A stored time; ``ValueError`` / ``TypeError`` for one Python cannot hold."""
     parsed = _fromiso(value)
-    return parsed if parsed.tzinfo is timezone.utc else parse_time(value)
+    if parsed.tzinfo is timezone.utc and MIN_TIME <= parsed <= MAX_TIME:
+        return parsed
+    return parse_time(value)
 
 
-def _object(text: Any) -> dict[str, Any]:
+def _object(text: Any, what: str = "metadata") -> dict[str, Any]:
+    """A stored JSON object, checked as our writes are (``ValueError`` / ``TypeError``)."""
     if text == "{}":
         return {}
-    value = json.loads(text)
+    value = loads_checked(text, what)
     if type(value) is not dict:
-        raise TypeError("not a JSON object")
+        raise TypeError(f"{what} is not a JSON object")
     return value
+
+
+def _plain_loads(text: str) -> Any:
+    """JSON the ``plain`` column vouched for (no big numbers, no deep nesting): only the
+    number hooks run, as a backstop."""
+    try:
+        return _strict_decode(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+#: SQLite's primary result codes that mean "the OS or file refuses writing" (sqlite3.h).
+_PERM, _READONLY, _CANTOPEN, _FULL, _IOERR = 3, 8, 14, 13, 10
+_NOTADB, _CORRUPT = 26, 11
+
+
+def _code(exc: BaseException) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
+def _cause(exc: BaseException) -> str:
+    """Why the OS or SQLite refused, in words a user acts on."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    code = _code(exc)
+    if code == _FULL:
+        return "the disk is full"
+    if code in (_READONLY, _PERM):
+        return f"it is read-only ({exc})"
+    return str(exc)
+
+
 class SQLiteStorage:
-    """Sessions in a SQLite database file."""
+    """Sessions in a SQLite database file.
+
+    A file (or folder) this process cannot write is opened read-only: reading works, and
+    every write raises a one-line :class:`StorageError` naming the file and the cause.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -156,31 +238,87 @@ class SQLiteStorage:
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
         self._reported: set[str] = set()
+        #: Why the store is read-only (None when it is writable).
+        self.read_only: str | None = None
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StorageError(f"the SQLite store needs SQLite {'.'.join(map(str, MIN_SQLITE))} "
                                f"or newer, this Python has {sqlite3.sqlite_version}; use a "
                                "directory store instead")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = self._open_writable(busy_timeout)
         except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open SQLite store {self.path}: {exc}") from None
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except (sqlite3.Error, StorageError) as exc:
-            self._db.close()
-            if isinstance(exc, StorageError):
-                raise
-            raise StorageError(f"cannot open SQLite store {self.path}: {exc}; if the file is "
-                               "not a database, move it aside and a new one is created") from None
+            if not (self._refused(exc) and os.access(self.path, os.R_OK)
+                    and self.path.is_file()):
+                raise self._open_error(exc) from None
+            self.read_only = _cause(exc)
+            self._db = self._open_read_only(exc)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def _open_writable(self, busy_timeout: float) -> sqlite3.Connection:
+        """Open (creating the file and folder when missing), configure and migrate."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                raise sqlite3.OperationalError("cannot switch to WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._db = db
+            self._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _refused(exc: BaseException) -> bool:
+        """Whether the OS refused writing (read-only file or folder, no permission)."""
+        if isinstance(exc, OSError):
+            return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        return _code(exc) in (_PERM, _READONLY, _CANTOPEN, _IOERR)
+
+    def _open_read_only(self, first: BaseException) -> sqlite3.Connection:
+        """Open for reading only: ``mode=ro``, else ``immutable=1`` (a WAL database in a
+        folder where SQLite cannot create its ``-shm`` file)."""
+        base = f"file:{quote(str(self.path))}"
+        last: BaseException = first
+        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(base + query, uri=True, isolation_level=None,
+                                     check_same_thread=False)
+            except sqlite3.Error as exc:
+                last = exc
+                continue
+            try:
+                applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+            except sqlite3.Error as exc:
+                db.close()
+                last = exc
+                continue
+            if applied != {name for name, _ in MIGRATIONS}:
+                db.close()
+                raise StorageError(
+                    f"SQLite store {self.path} is read-only ({self.read_only}) and was written "
+                    f"by {'a newer' if applied - {n for n, _ in MIGRATIONS} else 'an older'} "
+                    "claude_magic; open it once where it can be written, or use a copy")
+            return db
+        raise self._open_error(last)
+
+    def _open_error(self, exc: BaseException) -> StorageError:
+        if isinstance(exc, StorageError):
+            return exc
+        if _code(exc) in (_NOTADB, _CORRUPT):
+            return StorageError(f"cannot open SQLite store {self.path}: {exc}; if the file is "
+                                "not a database, move it aside and a new one is created")
+        if isinstance(exc, sqlite3.Error):
+            return StorageError(f"cannot open SQLite store: {self._error(exc)}")
+        return StorageError(f"cannot open SQLite store {self.path}: {_cause(exc)}")
 
     # --- transactions and migrations ------------------------------------------------------
 
@@ -214,10 +352,21 @@ class SQLiteStorage:
         if "locked" in str(exc) or "busy" in str(exc):
             return StorageError(f"SQLite store {self.path} is busy (locked by another process); "
                                 "try again")
+        if self.read_only is not None and _code(exc) in (_READONLY, _PERM, _CANTOPEN, _IOERR):
+            return StorageError(f"SQLite store {self.path} is opened read-only because "
+                                f"{self.read_only}; nothing was written; make the file and "
+                                "its folder writable and open the store again")
+        if _code(exc) in (_FULL, _READONLY, _PERM, _IOERR, _CANTOPEN):
+            return StorageError(f"SQLite store {self.path} cannot be written: {_cause(exc)}; "
+                                "nothing was written")
         return StorageError(f"SQLite store {self.path} failed: {exc}")
 
     def _migrate(self) -> None:
-        with self._transaction() as db:
+        """Apply the missing migrations in one transaction; raw ``sqlite3`` errors escape (the
+        caller tells a read-only file from a broken one)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
             db.execute("CREATE TABLE IF NOT EXISTS _migrations "
                        "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
             applied = {row[0] for row in db.execute("SELECT name FROM _migrations")}
@@ -230,6 +379,12 @@ class SQLiteStorage:
                     migration(db)
                     db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
                                (name, format_time(self._clock.now())))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
 
     # --- rows <-> objects -----------------------------------------------------------------
 
@@ -240,8 +395,8 @@ class SQLiteStorage:
         if prompt is not None and type(prompt) is not str:
             raise TypeError("system_prompt is not text")
         stats = SessionStats(row[6], row[7], row[8], row[9], row[10], row[11])
-        return SessionSummary(_trusted_id(row[0]), prompt, _object(row[2]), _object(row[3]),
-                              _time(row[4]), _time(row[5]), stats)
+        return SessionSummary(_trusted_id(row[0]), prompt, _object(row[2]),
+                              _object(row[3], "settings"), _time(row[4]), _time(row[5]), stats)
 
     @staticmethod
     def _message_row(session_id: SessionId, message: Message) -> tuple[Any, ...]:
@@ -258,7 +413,7 @@ class SQLiteStorage:
 
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:
-        extra = _object(row[11])
+        extra = _object(row[11], "message extra")
         return Message(role=row[1], content=row[2], created_at=parse_time(row[3]), status=row[4],
                        error=row[5], model=row[6], backend=row[7],
                        usage=Usage.from_dict(extra.get("usage")), cost_usd=row[10],
@@ -278,13 +433,38 @@ class SQLiteStorage:
         return [self._report(str(row[0]), "unreadable row (bad id, JSON or time)")
                 for row in rows]
 
-    def _check_writable(self, db: sqlite3.Connection, session_id: SessionId) -> None:
-        row = db.execute("SELECT readable FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    def _checked_row(self, db: sqlite3.Connection, session_id: SessionId) -> SessionSummary:
+        """The session's header, read in the write transaction: ``SessionNotFound`` when
+        missing, ``DamagedSession`` when SQL or Python cannot read it (never overwritten)."""
+        row = db.execute(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
+                         (session_id,)).fetchone()
         if row is None:
             raise SessionNotFound(str(session_id))
-        if not row[0]:
+        return self._summary_or_damaged(session_id, row)
+
+    def _summary_or_damaged(self, session_id: SessionId, row: tuple[Any, ...]) -> SessionSummary:
+        """:meth:`_summary` of a row ending in ``readable``; ``DamagedSession`` if unreadable."""
+        try:
+            if not row[-1]:
+                raise ValueError("bad id, JSON or time")
+            return self._summary(row)
+        except (ValueError, TypeError) as exc:
             raise DamagedSession(str(session_id), self.location,
-                                 "unreadable row (bad id, JSON or time)")
+                                 f"unreadable row ({_short(exc)})") from None
+
+    def _python_damaged(self) -> set[str]:
+        """Ids of rows ``readable`` passes that Python refuses (values past 64 bits, deep
+        JSON, far times, wrong types), each reported once. Only rows the ``plain`` column
+        cannot vouch for are read, so this costs an index scan."""
+        bad = set()
+        for row in self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                              "WHERE readable = 1 AND NOT plain"):
+            try:
+                self._summary(row)
+            except (ValueError, TypeError) as exc:
+                self._report(str(row[0]), f"unreadable row ({_short(exc)})")
+                bad.add(row[0])
+        return bad
 
     # --- the Storage protocol -------------------------------------------------------------
 
@@ -293,7 +473,7 @@ class SQLiteStorage:
         stored = session.checked_copy()
         if not preserve_times:
             stored.created_at = stored.updated_at = self._clock.now()
-        stats = stored.stats
+        stats = stored.stats  # refuses totals past 64 bits before anything is written
         row = (stored.id, stored.system_prompt, _dumps(stored.metadata), _dumps(stored.settings),
                format_time(stored.created_at), format_time(stored.updated_at),
                stats.message_count, stats.turns, stats.input_tokens, stats.output_tokens,
@@ -318,19 +498,13 @@ class SQLiteStorage:
                 return None
             message_rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages "
                                       "WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
-        try:
-            if not row[-1]:
-                raise ValueError("bad id, JSON or time")
-            summary = self._summary(row)
-        except (ValueError, TypeError) as exc:
-            raise DamagedSession(str(session_id), self.location,
-                                 f"unreadable row ({exc})") from None
+        summary = self._summary_or_damaged(session_id, row)
         messages = []
         for message_row in message_rows:
             try:
                 messages.append(self._message(message_row))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                self._report(str(session_id), f"unreadable message ({exc})",
+                self._report(str(session_id), f"unreadable message ({_short(exc)})",
                              f":{message_row[0]}")
         return Session(summary.id, summary.system_prompt, summary.metadata, summary.created_at,
                        summary.updated_at, messages, summary.settings)
@@ -338,29 +512,14 @@ class SQLiteStorage:
     def summary(self, session_id: SessionId) -> SessionSummary | None:
         rows = self._read(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
                           (session_id,))
-        if not rows:
-            return None
-        try:
-            if not rows[0][-1]:
-                raise ValueError("bad id, JSON or time")
-            return self._summary(rows[0])
-        except (ValueError, TypeError) as exc:
-            raise DamagedSession(str(session_id), self.location,
-                                 f"unreadable row ({exc})") from None
+        return self._summary_or_damaged(session_id, rows[0]) if rows else None
 
     def exists(self, session_id: SessionId) -> bool:
         return bool(self._read("SELECT 1 FROM sessions WHERE id = ?", (session_id,)))
 
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         with self._transaction() as db:
-            self._check_writable(db, session_id)
-            row = db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?",
-                             (session_id,)).fetchone()
-            try:
-                summary = self._summary(row)
-            except (ValueError, TypeError) as exc:
-                raise DamagedSession(str(session_id), self.location,
-                                     f"unreadable row ({exc})") from None
+            summary = self._checked_row(db, session_id)
             session = Session(summary.id, summary.system_prompt, summary.metadata,
                               summary.created_at, summary.updated_at, [], summary.settings)
             changes.apply(session, self._clock.now())
@@ -372,25 +531,24 @@ class SQLiteStorage:
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
         with self._transaction() as db:
-            self._check_writable(db, session_id)
+            stats = self._checked_row(db, session_id).stats
+            stats.add(stored)  # ValueOutOfRange when a total would pass 64 bits: rolled back
             stored.seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages "
                                     "WHERE session_id = ?", (session_id,)).fetchone()[0]
             db.execute(f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self._message_row(session_id, stored))
             db.execute(
-                "UPDATE sessions SET updated_at = ?, message_count = message_count + 1, "
-                "turns = turns + ?, input_tokens = input_tokens + ?, "
-                "output_tokens = output_tokens + ?, cost_usd = cost_usd + ?, "
-                "last_model = coalesce(?, last_model) WHERE id = ?",
-                (format_time(self._clock.now()), int(stored.role == "user"),
-                 stored.usage.input_tokens, stored.usage.output_tokens, stored.cost_usd or 0.0,
-                 stored.model, session_id))
+                "UPDATE sessions SET updated_at = ?, message_count = ?, turns = ?, "
+                "input_tokens = ?, output_tokens = ?, cost_usd = ?, last_model = ? WHERE id = ?",
+                (format_time(self._clock.now()), stats.message_count, stats.turns,
+                 stats.input_tokens, stats.output_tokens, stats.cost_usd, stats.last_model,
+                 session_id))
         return stored.copy()
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         with self._transaction() as db:
-            self._check_writable(db, session_id)
+            self._checked_row(db, session_id)
             changed = db.execute("UPDATE messages SET status = ?, error = ? "
                                  "WHERE session_id = ? AND seq = ?",
                                  (status, error, session_id, seq)).rowcount
@@ -399,54 +557,79 @@ class SQLiteStorage:
             db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?",
                        (format_time(self._clock.now()), session_id))
 
-    def delete(self, session_id: SessionId) -> bool:
+    def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         with self._transaction() as db:
+            if if_updated_at is not None:
+                row = db.execute("SELECT updated_at FROM sessions WHERE id = ?",
+                                 (session_id,)).fetchone()
+                try:
+                    if row is None or _time(row[0]) != as_utc(if_updated_at):
+                        return False
+                except (ValueError, TypeError):  # a damaged time is never "the one listed"
+                    return False
             return db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
 
     def clear(self) -> int:
+        """Delete every readable session; rows SQL or Python cannot read stay."""
         with self._transaction() as db:
-            return db.execute("DELETE FROM sessions WHERE readable = 1").rowcount
+            keep = []
+            for row in db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                                  "WHERE readable = 1 AND NOT plain").fetchall():
+                try:
+                    self._summary(row)
+                except (ValueError, TypeError):
+                    keep.append(row[0])
+            deleted = db.execute("DELETE FROM sessions WHERE readable = 1 AND plain = 1").rowcount
+            suspects = db.execute("SELECT id FROM sessions WHERE readable = 1 AND NOT plain")
+            for (session_id,) in suspects.fetchall():
+                if session_id not in keep:
+                    deleted += db.execute("DELETE FROM sessions WHERE id = ?",
+                                          (session_id,)).rowcount
+            return deleted
 
     def summaries(self) -> list[SessionSummary]:
         with self._mutex:
             self._report_unreadable()
-            rows = self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE readable = 1 "
-                              f"{_NEWEST_FIRST}")
-        # _summary() inlined: this loop is most of what reading every session's metadata costs
+            rows = self._read(f"SELECT {_SESSION_COLUMNS}, plain FROM sessions "
+                              f"WHERE readable = 1 {_NEWEST_FIRST}")
+        # _summary() inlined for rows ``plain`` vouches for: this loop is most of what reading
+        # every session's metadata costs
         result = []
-        append, loads, new, utc = result.append, json.loads, str.__new__, timezone.utc
+        append, loads, new = result.append, _plain_loads, str.__new__
         for row in rows:
             try:
-                prompt, metadata, settings = row[1], row[2], row[3]
-                if prompt is not None and type(prompt) is not str:
-                    raise TypeError("system_prompt is not text")
+                if not row[12]:
+                    append(self._summary(row))
+                    continue
+                metadata, settings = row[2], row[3]
                 metadata = {} if metadata == "{}" else loads(metadata)
                 settings = {} if settings == "{}" else loads(settings)
                 if type(metadata) is not dict or type(settings) is not dict:
                     raise TypeError("not a JSON object")
-                created, updated = _fromiso(row[4]), _fromiso(row[5])
-                if created.tzinfo is not utc or updated.tzinfo is not utc:
-                    created, updated = parse_time(row[4]), parse_time(row[5])
-                append(SessionSummary(new(SessionId, row[0]), prompt, metadata, settings,
-                                      created, updated, SessionStats(*row[6:12])))
+                append(SessionSummary(new(SessionId, row[0]), row[1], metadata, settings,
+                                      _fromiso(row[4]), _fromiso(row[5]),
+                                      SessionStats(*row[6:12])))
             except (ValueError, TypeError) as exc:
-                self._report(str(row[0]), f"unreadable row ({exc})")
+                self._report(str(row[0]), f"unreadable row ({_short(exc)})")
         return result
 
     def summary_columns(self) -> SummaryColumns:
-        """One query, column by column; the ``readable`` column has checked ids, JSON and
-        times, so only the metadata is parsed here (times stay ISO strings)."""
+        """One query, column by column; ``readable`` and ``plain`` have checked ids, JSON,
+        times and totals, so only the metadata is parsed here (times stay ISO strings)."""
         with self._mutex:
             self._report_unreadable()
+            bad = self._python_damaged()
             rows = self._read("SELECT id, system_prompt, metadata, created_at, updated_at, "
                               "message_count, turns, input_tokens, output_tokens, cost_usd, "
                               f"last_model FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
+        if bad:
+            rows = [row for row in rows if row[0] not in bad]
         columns: list[Any] = ([list(column) for column in zip(*rows, strict=True)]
                               or [[] for _ in range(11)])  # 11 separate lists
         # every text is a JSON object (``readable`` checked it): one parse of them all, as an
         # array, costs a fraction of one json.loads call per row
         try:
-            columns[2] = json.loads(f"[{','.join(columns[2])}]")
+            columns[2] = _plain_loads(f"[{','.join(columns[2])}]")
         except (TypeError, ValueError):  # a row SQLite accepts and Python does not: go row
             return SummaryColumns.of(self.summaries())  # by row, reporting it as damaged
         return SummaryColumns(*columns)
@@ -454,12 +637,15 @@ class SQLiteStorage:
     def list_ids(self) -> list[SessionId]:
         with self._mutex:
             self._report_unreadable()
+            bad = self._python_damaged()
             rows = self._read(f"SELECT id FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
         new = str.__new__  # SessionId without re-checking: ``readable`` checked the id
-        return [new(SessionId, row[0]) for row in rows]
+        return [new(SessionId, row[0]) for row in rows if row[0] not in bad]
 
     def count(self) -> int:
-        return self._read("SELECT count(*) FROM sessions WHERE readable = 1")[0][0]
+        with self._mutex:
+            total = self._read("SELECT count(*) FROM sessions WHERE readable = 1")[0][0]
+            return total - len(self._python_damaged())
 
     def damaged(self) -> list[DamagedEntry]:
         """Rows that cannot be read: sessions, and messages of readable sessions."""
@@ -469,7 +655,7 @@ class SQLiteStorage:
                 try:
                     self._summary(row)
                 except (ValueError, TypeError) as exc:
-                    entries.append(self._report(str(row[0]), f"unreadable row ({exc})"))
+                    entries.append(self._report(str(row[0]), f"unreadable row ({_short(exc)})"))
             for session_id, seq in self._read(
                     f"SELECT session_id, seq FROM messages WHERE NOT ({_MESSAGE_OK}) "
                     "ORDER BY session_id, seq"):
@@ -479,3 +665,8 @@ class SQLiteStorage:
     def close(self) -> None:
         with self._mutex:
             self._db.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 160 else text[:157] + "..."

@@ -23,7 +23,7 @@ from claude_magic.times import utc_now
 NESTED = {
     "project": "web-api",
     "tags": ["rust", "security", {"deep": [1, 2.5, None, True, {"x": "y"}]}],
-    "owner": {"name": "Zoë", "team": {"id": 7, "ratio": -0.0, "big": 2**70}},
+    "owner": {"name": "Zoë", "team": {"id": 7, "ratio": -0.0, "big": 2**63 - 1, "small": -2**63}},
     "empty": {},
     "nothing": None,
     "flag": False,

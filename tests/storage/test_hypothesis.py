@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_magic.errors import InvalidMetadata, InvalidSessionId
+from claude_magic.errors import InvalidMetadata, InvalidSessionId, ValueOutOfRange
 from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.session import Session, SessionBuilder, SessionId
 from claude_magic.storage import StorageBackend
 from claude_magic.storage import sqlite as sqlite_store
 from claude_magic.storage.sqlite import ID_OK
-from claude_magic.times import as_utc, format_time, parse_time
+from claude_magic.times import MAX_TIME, MIN_TIME, as_utc, format_time, parse_time
 
 from .conftest import KINDS, backend_for
 from .test_contract import same_json
@@ -116,7 +116,7 @@ def test_generated_ids_are_refused_or_stored_inside_the_directory() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(), children,
                                                                         max_size=5),
@@ -176,8 +176,23 @@ def test_text_that_utf8_cannot_store_is_refused(kind: str, tmp_path: Path) -> No
 @settings(max_examples=500, deadline=None, database=None)
 @given(st.datetimes(timezones=st.timezones()) | st.datetimes())
 def test_every_time_we_write_passes_the_sqlite_readable_check(value: datetime) -> None:
+    """Times in range are written in a form both SQL checks accept; others are refused with
+    a ValueError (never OverflowError), before any store sees them."""
+    utc = _utc_or_none(value)
+    if utc is None or not MIN_TIME <= utc <= MAX_TIME:
+        with pytest.raises(ValueOutOfRange, match="out of range"):
+            format_time(value)
+        return
     text = format_time(value)
     assert parse_time(text) == as_utc(value)
     with sqlite3.connect(":memory:") as db:
-        check = sqlite_store._time_ok("t")
-        assert db.execute(f"SELECT {check} FROM (SELECT ? AS t)", (text,)).fetchone() == (1,)
+        for check in (sqlite_store._time_ok("t"), sqlite_store._plain_time("t")):
+            assert db.execute(f"SELECT {check} FROM (SELECT ? AS t)", (text,)).fetchone() == (1,)
+
+
+def _utc_or_none(value: datetime) -> datetime | None:
+    """``value`` in UTC, or None when datetime cannot hold it there."""
+    try:
+        return value.replace(tzinfo=value.tzinfo or timezone.utc).astimezone(timezone.utc)
+    except OverflowError:
+        return None

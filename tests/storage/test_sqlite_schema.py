@@ -28,6 +28,7 @@ SESSIONS_COLUMNS = [
     ("cost_usd", "REAL", 1, "0", 0, 0),
     ("last_model", "TEXT", 0, None, 0, 0),
     ("readable", "INTEGER", 0, None, 0, 2),
+    ("plain", "INTEGER", 0, None, 0, 2),
 ]
 MESSAGES_COLUMNS = [
     ("id", "INTEGER", 0, None, 1, 0),
@@ -91,7 +92,8 @@ def test_a_blank_database_migrates_to_the_exact_schema(tmp_path: Path) -> None:
         "sessions": SESSIONS_COLUMNS,
         "messages": MESSAGES_COLUMNS,
         "_migrations": [("name", "TEXT", 0, None, 1, 0), ("applied_at", "TEXT", 1, None, 0, 0)],
-        "sessions_indexes": [("sessions_listing", 0, "c", 0, ["readable", "updated_at", "id"]),
+        "sessions_indexes": [("sessions_listing", 0, "c", 0, ["readable", "updated_at", "id",
+                                                                "plain"]),
                              ("sqlite_autoindex_sessions_1", 1, "pk", 0, ["id"])],
         "messages_indexes": [("messages_session_seq", 1, "c", 0, ["session_id", "seq"])],
         "messages_fks": [("sessions", "session_id", "id", "NO ACTION", "CASCADE", "NONE")],
@@ -167,7 +169,7 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     assert ran == ["002", "003"]
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
-            "001_initial", "002_readable", "900_tags", "901_tags_index"]
+            "001_initial", "002_readable", "003_plain", "900_tags", "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
