@@ -324,7 +324,7 @@ class _Turn:
                 self.chunks.append(result.text)
                 yield result.text
             duration = time.perf_counter() - start
-            text = "".join(self.chunks)
+            text = "".join(self.chunks) if result.final_text is None else result.final_text
             turn = None
             if sid is not None:  # inside the try: if storing the answer fails, the failure
                 stored = manager.append(sid, Message(  # path marks the prompt, keeps the text

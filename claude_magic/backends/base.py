@@ -44,9 +44,12 @@ class TurnRequest:
 @dataclass
 class TurnResult:
     """What a backend reports once the answer is complete. ``text`` is the full answer when
-    the backend knows it (used only if no chunks were streamed)."""
+    the backend knows it (used only if no chunks were streamed); ``final_text``, when set, is
+    the answer to store instead of the streamed chunks (which held text of an attempt that
+    was retried)."""
 
     text: str | None = None
+    final_text: str | None = None
     model: str | None = None
     stop_reason: str | None = None
     usage: Usage = field(default_factory=Usage)

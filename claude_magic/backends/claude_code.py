@@ -232,7 +232,8 @@ class _Parser:
         self.current: str | None = None  # message id of the stream events being read
         self.last_text_message: str | None = None
         self.noise: list[str] = []
-        self.chars = 0  # characters of text yielded so far
+        self.yielded: list[str] = []  # the text chunks yielded so far
+        self.completed: list[tuple[str, str]] = []  # (message id, text) of assistant lines
 
     def feed(self, raw: bytes) -> Iterator[str]:
         line = raw.strip()
@@ -255,9 +256,10 @@ class _Parser:
             message = data.get("message") or {}
             self.model = message.get("model") or self.model
             message_id = message.get("id") or ""
-            if message_id not in self.streamed:
-                for block in message.get("content") or []:
-                    if block.get("type") == "text" and block.get("text"):
+            for block in message.get("content") or []:
+                if block.get("type") == "text" and block.get("text"):
+                    self.completed.append((message_id, block["text"]))
+                    if message_id not in self.streamed:
                         yield from self._text(message_id, block["text"])
         elif kind == "result":
             self.result = data
@@ -273,10 +275,30 @@ class _Parser:
 
     def _text(self, message_id: str, text: str) -> Iterator[str]:
         if self.last_text_message is not None and message_id != self.last_text_message:
+            self.yielded.append("\n\n")
             yield "\n\n"  # text of a later model message (after a tool call)
         self.last_text_message = message_id
-        self.chars += len(text)
+        self.yielded.append(text)
         yield text
+
+    @property
+    def chars(self) -> int:
+        """How many characters of text were yielded so far."""
+        return sum(map(len, self.yielded))
+
+    def final_text(self) -> str | None:
+        """The answer as the CLI's completed messages (``assistant`` lines) give it, when that
+        differs from the text streamed: the CLI streams the partial text of an API attempt it
+        then retries (an ``api_retry`` line), and that attempt never gets an assistant line."""
+        parts: list[str] = []
+        last: str | None = None
+        for message_id, text in self.completed:
+            if last is not None and message_id != last:
+                parts.append("\n\n")
+            parts.append(text)
+            last = message_id
+        final = "".join(parts)
+        return final if self.completed and final != "".join(self.yielded) else None
 
     def finish(self, code: int, stderr: list[str], request: TurnRequest) -> TurnResult:
         """The turn's result from the ``result`` line; without one (the CLI exited or was
@@ -294,7 +316,8 @@ class _Parser:
             ids[SESSION_ID_KEY] = session_id
         if result.get("num_turns") is not None:
             ids["num_turns"] = str(result["num_turns"])
-        turn = TurnResult(text=result.get("result"), model=self.model or request.model,
+        turn = TurnResult(text=result.get("result"), final_text=self.final_text(),
+                          model=self.model or request.model,
                           stop_reason=result.get("stop_reason"), usage=usage,
                           cost_usd=float(cost) if cost is not None else None, ids=ids)
         if result.get("is_error") or result.get("subtype") != "success":

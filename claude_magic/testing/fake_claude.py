@@ -64,13 +64,17 @@ class FakeClaude:
     def reply(self, text: str, *, chunks: list[str] | None = None,
               usage: dict[str, int] | None = None, cost: float | None = None,
               tool_use: str | None = None, model: str | None = None,
-              new_session_id: bool = False, noise: bool = False) -> FakeClaude:
+              new_session_id: bool = False, noise: bool = False,
+              retried: str | None = None) -> FakeClaude:
         """Script a successful run. ``tool_use="Read"`` first emits a message using that tool
         and its result (two model turns); ``new_session_id`` answers a ``--resume`` under a
-        fresh id (as some CLI versions did); ``noise`` adds non-JSON lines to stdout."""
+        fresh id (as some CLI versions did); ``noise`` adds non-JSON lines to stdout;
+        ``retried`` first streams that text as an API attempt cut short, then an
+        ``api_retry`` line (as the real CLI does when a stream ends before message_stop)."""
         return self._push({"kind": "reply", "text": text, "chunks": chunks, "usage": usage,
                            "cost": cost, "tool_use": tool_use, "model": model,
-                           "new_session_id": new_session_id, "noise": noise})
+                           "new_session_id": new_session_id, "noise": noise,
+                           "retried": retried})
 
     def error(self, kind: str, *, text: str = "", message: str | None = None,
               status: int = 529) -> FakeClaude:
@@ -312,6 +316,8 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
                 {"tool_use_id": "toolu_fake", "type": "tool_result", "content": "ok"}]},
                 "parent_tool_use_id": None, "session_id": session_id})
     chunks = item.get("chunks") or split_words(text)
+    if item.get("retried"):
+        _retried(fmt, partial, session_id, model, item["retried"], input_tokens)
     if kind == "api":
         for attempt in (1, 2):
             if fmt == "stream-json":
@@ -406,6 +412,22 @@ def _message(fmt: str, partial: bool, session_id: str, model: str, text: str,
     event({"type": "message_delta", "delta": {"stop_reason": "tool_use" if tool else "end_turn"},
            "usage": {"output_tokens": len(chunks or [text])}})
     event({"type": "message_stop"})
+
+
+def _retried(fmt: str, partial: bool, session_id: str, model: str, text: str,
+             input_tokens: int) -> None:
+    """An API attempt cut short, as the real CLI shows it: the text deltas that arrived, a
+    ``message_stop`` of its own making, no ``assistant`` line, then an ``api_retry`` line."""
+    _message(fmt, partial, session_id, model, text, input_tokens, chunks=split_words(text),
+             cut=True)
+    if fmt == "stream-json":
+        if partial:
+            for event in ({"type": "content_block_stop", "index": 0}, {"type": "message_stop"}):
+                _emit({"type": "stream_event", "event": event, "session_id": session_id,
+                       "parent_tool_use_id": None, "uuid": str(uuid.uuid4())})
+        _emit({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+               "retry_delay_ms": 1, "error_status": None, "error": "unknown",
+               "session_id": session_id})
 
 
 def _result(fmt: str, data: dict[str, Any], usage: dict[str, int]) -> None:

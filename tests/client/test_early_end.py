@@ -209,3 +209,14 @@ def test_claude_cell_shows_one_line_for_an_answer_cut_short(
     messages = get_magics(shell).manager.resume("cut").messages
     assert [(m.role, m.status, m.content) for m in messages] == [
         ("user", "error", "Rules?"), ("assistant", "incomplete", "Ownership has")]
+
+
+def test_text_of_an_api_attempt_the_cli_retried_is_not_stored(
+        cli_client: Client, fake_claude: FakeClaude, manager: SessionManager,
+        session: Session) -> None:
+    fake_claude.reply(TEXT, retried="Owner")  # the CLI streamed "Owner", then retried
+    stream = cli_client.query("Rules?").session(session.id).stream()
+    streamed = "".join(stream)
+    assert streamed.startswith("Owner\n\n")  # shown live as it came
+    assert stream.response == TEXT  # the answer is the completed message only
+    assert statuses(manager, session.id)[1] == ("assistant", "ok", TEXT)

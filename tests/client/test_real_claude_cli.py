@@ -98,3 +98,29 @@ def test_two_turns_through_the_real_cli_resume_the_first(
     assert all(m.cost_usd and m.cost_usd > 0 and m.usage.input_tokens > 0 for m in answers)
     transcripts = list((home / ".claude" / "projects").rglob("*.jsonl"))
     assert {p.stem for p in transcripts} >= set(ids)
+
+
+def test_the_real_cli_retries_a_cut_stream_and_only_its_answer_is_stored(
+        server: FakeMessagesServer, manager: SessionManager, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI streams the text of an API attempt that ends before message_stop, retries,
+    then answers: the stored answer is the retried one, without the cut attempt's text."""
+    if BROKEN_CLI is not None:
+        pytest.fail(f"a Claude Code CLI is installed but broken: {BROKEN_CLI}")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "home" / ".claude"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-real-cli")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
+    client = Client(Config(backend="claude-code", claude_binary=REAL_CLI, cwd=str(tmp_path),
+                           timeout=180, model="claude-sonnet-4-6"), manager=manager)
+    session = manager.create_session().build()
+    server.end_early("Cut short here", after=2, how="chunked")
+    stream = client.query("What is ownership?").session(session.id).stream()
+    streamed = "".join(stream)
+    expected = f"{DEFAULT_PREFIX} You said: What is ownership?"
+    assert stream.response == expected and streamed.endswith(expected)
+    assert len(server.message_requests) >= 2  # the CLI retried
+    answer = manager.resume(session.id).messages[1]
+    assert (answer.status, answer.content) == ("ok", expected)
