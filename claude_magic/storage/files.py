@@ -347,8 +347,12 @@ class DirectoryStorage:
                     stats = SessionStats.of(self._parse_lines(session_id, raw, warn=False)[0])
                 stats.add(stored)
                 session.updated_at = self._clock.now()
-                self._append_line(session, stats, fd, self._message_line(stored), size,
-                                  existed)
+                self._append_line(session, stats, fd, self._message_line(stored), size)
+            except BaseException:
+                if not existed:  # the file this append created goes again
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                raise
             finally:
                 os.close(fd)
             self._headers.forget(self._header_path(session_id).name)
@@ -358,7 +362,7 @@ class DirectoryStorage:
         return stored.copy()
 
     def _append_line(self, session: Session, stats: SessionStats, fd: int, line: bytes,
-                     size: int, existed: bool) -> None:
+                     size: int) -> None:
         """Append ``line`` to the messages file open as ``fd`` (``size`` bytes long) and
         replace the header; if either fails, the file is cut back and nothing changed."""
         header_path = self._header_path(session.id)
@@ -373,11 +377,8 @@ class DirectoryStorage:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             with contextlib.suppress(OSError):
-                if existed:
-                    os.ftruncate(fd, size)
-                    os.fsync(fd)
-                else:
-                    os.unlink(self._messages_path(session.id))
+                os.ftruncate(fd, size)
+                os.fsync(fd)
             raise
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
