@@ -125,3 +125,34 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` when a close match exists, else ``""``."""
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {str(matches[0])!r}?)" if matches else ""
+
+
+#: the largest answer a turn may ask for; no model answers more than this
+MAX_TOKENS_LIMIT = 1_000_000
+
+
+def shown_value(value: object) -> str:
+    """A short ``repr`` for an error line (a huge int by its number of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_max_tokens(value: object, what: str = "max_tokens") -> int:
+    """A positive ``int`` (not ``bool``) up to :data:`MAX_TOKENS_LIMIT`, else a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MagicUsageError(f"{what} must be a whole number of tokens, "
+                              f"got {shown_value(value)}")
+    if not 0 < value <= MAX_TOKENS_LIMIT:
+        raise MagicUsageError(f"{what} must be from 1 to {MAX_TOKENS_LIMIT:,}, "
+                              f"got {shown_value(value)}")
+    return value
+
+
+def check_model(value: object, what: str = "model") -> str:
+    """A non-empty model name, else a one-line error."""
+    if not isinstance(value, str) or not value.strip():
+        raise MagicUsageError(f"{what} must be a non-empty model name, "
+                              f"got {shown_value(value)}")
+    return value.strip()

@@ -167,6 +167,15 @@ class ClaudeMagics(Magics):
                 raise TraitError(str(exc)) from exc
         return str(proposal["value"])
 
+    @validate("max_tokens")
+    def _check_max_tokens(self, proposal: Any) -> int:
+        from .arguments import check_max_tokens
+
+        try:
+            return check_max_tokens(proposal["value"], "ClaudeMagics.max_tokens")
+        except MagicUsageError as exc:
+            raise TraitError(str(exc)) from None
+
     @observe("backend", "model", "max_tokens", "timeout", "backend_options")
     def _client_settings_changed(self, change: dict[str, Any]) -> None:
         self._client = None  # rebuilt with the new settings on next use

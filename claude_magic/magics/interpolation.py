@@ -54,7 +54,8 @@ def _resolve(match: re.Match[str], namespace: Mapping[str, Any], hidden: Contain
 
 def interpolate(text: str, namespace: Mapping[str, Any], hidden: Container[str] = ()) -> str:
     """Replace the references in ``text`` (outside code fences) that resolve in
-    ``namespace`` with ``str(value)``; names in ``hidden`` are never replaced."""
+    ``namespace`` with ``str(value)``; names in ``hidden`` are never replaced. A value whose
+    text fails or holds a lone surrogate is a one-line ``MagicUsageError`` naming it."""
 
     def replace(match: re.Match[str]) -> str:
         value = _resolve(match, namespace, hidden)

@@ -11,10 +11,17 @@ from typing import TYPE_CHECKING, Any
 from IPython.display import JSON, display
 
 from ..errors import MagicUsageError
-from .arguments import HelpShown, MagicArgumentParser, require_utf8, split_line
+from .arguments import (
+    HelpShown,
+    MagicArgumentParser,
+    check_max_tokens,
+    check_model,
+    require_utf8,
+    split_line,
+)
 from .interpolation import interpolate
 from .rendering import LiveAnswer, show_answer
-from .session_commands import check_max_tokens, check_model, current_id
+from .session_commands import current_id
 
 if TYPE_CHECKING:
     from ..client import Client, Query, Response

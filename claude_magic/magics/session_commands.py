@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MagicUsageError
 from ..session import SessionId
 from ..storage.base import metadata_matches
-from .arguments import HelpShown, MagicArgumentParser, did_you_mean, parse_pairs, split_line
+from .arguments import (
+    HelpShown,
+    MagicArgumentParser,
+    check_max_tokens,
+    check_model,
+    did_you_mean,
+    parse_pairs,
+    shown_value,
+    split_line,
+)
 from .rendering import MarkdownText, SessionTable
 
 if TYPE_CHECKING:
@@ -176,38 +185,10 @@ def check_backend(name: object) -> str:
     from ..client import BACKENDS
 
     if name not in BACKENDS:
-        raise MagicUsageError(f"unknown backend {_shown(name)}{did_you_mean(str(name), BACKENDS)}; "
+        raise MagicUsageError(f"unknown backend {shown_value(name)}"
+                              f"{did_you_mean(str(name), BACKENDS)}; "
                               f"choose one of {', '.join(BACKENDS)}")
     return str(name)
-
-
-#: the largest answer a turn may ask for; no model answers more than this
-MAX_TOKENS_LIMIT = 1_000_000
-
-
-def _shown(value: object) -> str:
-    """A short ``repr`` for an error line (a huge int by its number of digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
-        return f"a {len(str(abs(value)))}-digit number"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def check_max_tokens(value: object, what: str = "max_tokens") -> int:
-    """A positive ``int`` (not ``bool``) up to :data:`MAX_TOKENS_LIMIT`, else a one-line error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MagicUsageError(f"{what} must be a whole number of tokens, got {_shown(value)}")
-    if not 0 < value <= MAX_TOKENS_LIMIT:
-        raise MagicUsageError(f"{what} must be from 1 to {MAX_TOKENS_LIMIT:,}, "
-                              f"got {_shown(value)}")
-    return value
-
-
-def check_model(value: object, what: str = "model") -> str:
-    """A non-empty model name, else a one-line error."""
-    if not isinstance(value, str) or not value.strip():
-        raise MagicUsageError(f"{what} must be a non-empty model name, got {_shown(value)}")
-    return value.strip()
 
 
 SETTINGS: dict[str, Callable[[object], object]] = {
@@ -217,7 +198,7 @@ SETTINGS: dict[str, Callable[[object], object]] = {
 def check_setting(key: str, value: object) -> Any:
     """A per-session setting checked before it is stored, else a one-line error."""
     if key not in SETTINGS:
-        raise MagicUsageError(f"unknown setting {_shown(key)}{did_you_mean(key, SETTINGS)}; "
+        raise MagicUsageError(f"unknown setting {shown_value(key)}{did_you_mean(key, SETTINGS)}; "
                               f"the settings are {', '.join(SETTINGS)}")
     return SETTINGS[key](value)
 

@@ -409,3 +409,10 @@ def test_os_error_from_the_library_names_the_cause(shell: TestingShell,
     assert error.label == "OSError"
     assert str(error) == ("%claude_session meta: no space left on device: /data/sessions/x.json; "
                           "the disk is full; free some space and retry")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "10**7", "True"])
+def test_config_max_tokens_is_checked(shell: TestingShell, value: str) -> None:
+    shell.run_cell("%config ClaudeMagics.max_tokens = 2000")
+    shell.run_cell(f"%config ClaudeMagics.max_tokens = {value}")
+    assert get_magics(shell).max_tokens == 2000
