@@ -45,6 +45,21 @@ def _find_real_cli() -> tuple[str | None, str | None]:
 
 
 REAL_CLI, BROKEN_CLI = _find_real_cli()
+
+
+def real_cli_client(server: FakeMessagesServer, manager: SessionManager, home: Path,
+                    workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    """A client of the real CLI, with a private HOME, pointed at the fake server."""
+    if BROKEN_CLI is not None:
+        pytest.fail(f"a Claude Code CLI is installed but broken: {BROKEN_CLI}")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-real-cli")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
+    return Client(Config(backend="claude-code", claude_binary=REAL_CLI, cwd=str(workdir),
+                         timeout=180, model="claude-sonnet-4-6"), manager=manager)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(REAL_CLI is None and BROKEN_CLI is None,
@@ -56,19 +71,10 @@ pytestmark = [
 def test_two_turns_through_the_real_cli_resume_the_first(
         server: FakeMessagesServer, manager: SessionManager, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    if BROKEN_CLI is not None:
-        pytest.fail(f"a Claude Code CLI is installed but broken: {BROKEN_CLI}")
     home = tmp_path / "home"
     workdir = tmp_path / "notebook"
     workdir.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-real-cli")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    client = Client(Config(backend="claude-code", claude_binary=REAL_CLI, cwd=str(workdir),
-                           timeout=180, model="claude-sonnet-4-6"), manager=manager)
+    client = real_cli_client(server, manager, home, workdir, monkeypatch)
     session = manager.create_session().with_system_prompt("You answer about Rust.").build()
 
     stream = client.query("What is ownership?").session(session.id).stream()
@@ -105,16 +111,7 @@ def test_the_real_cli_retries_a_cut_stream_and_only_its_answer_is_stored(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI streams the text of an API attempt that ends before message_stop, retries,
     then answers: the stored answer is the retried one, without the cut attempt's text."""
-    if BROKEN_CLI is not None:
-        pytest.fail(f"a Claude Code CLI is installed but broken: {BROKEN_CLI}")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "home" / ".claude"))
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-real-cli")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    monkeypatch.setenv("DISABLE_AUTOUPDATER", "1")
-    client = Client(Config(backend="claude-code", claude_binary=REAL_CLI, cwd=str(tmp_path),
-                           timeout=180, model="claude-sonnet-4-6"), manager=manager)
+    client = real_cli_client(server, manager, tmp_path / "home", tmp_path, monkeypatch)
     session = manager.create_session().build()
     server.end_early("Cut short here", after=2, how="chunked")
     stream = client.query("What is ownership?").session(session.id).stream()
