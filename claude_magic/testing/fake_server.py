@@ -6,6 +6,7 @@ SDK (``base_url=server.url``), the Claude Code CLI or a notebook (``ANTHROPIC_BA
     with FakeMessagesServer() as server:
         server.reply("Hello", chunks=["Hel", "lo"])
         server.fail(529, times=2, retry_after_ms=1)
+        server.end_early("Partial", after=1, how="eof")   # no message_stop: cut short
         client = anthropic.Anthropic(api_key="test", base_url=server.url)
         ...
         server.message_requests[-1].body["messages"]
