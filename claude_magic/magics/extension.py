@@ -69,7 +69,7 @@ def absolute_spec(spec: str) -> str:
                            "use a directory, sqlite:///path or memory")
     if backend.kind == "memory" or backend.path is None:
         return str(backend)
-    resolved = str(Path(backend.path).expanduser().resolve())
+    resolved = os.path.abspath(Path(backend.path).expanduser())  # a link stays a link
     return str(StorageBackend(backend.kind, resolved))
 
 

@@ -60,13 +60,15 @@ def kept(shell: TestingShell) -> TestingShell:
 BAD_STORES = ["sqlite parent is a file", "directory store is a file",
               "directory store under a file", "sqlite path is a directory",
               "garbage sqlite file", "unknown scheme", "uncreatable directory",
-              "empty sqlite path"]
+              "empty sqlite path", "sqlite file links to a text file", "sqlite file is a FIFO"]
 
 
 def _bad_stores(tmp: Path) -> dict[str, str]:
     (tmp / "afile").write_text("a file, not a directory\n")
     (tmp / "adir.db").mkdir()
     (tmp / "garbage.db").write_bytes(b"not a database, just bytes\n" * 200)
+    (tmp / "link.db").symlink_to(tmp / "afile")
+    os.mkfifo(tmp / "fifo.db")
     return {
         "sqlite parent is a file": f"sqlite:///{tmp / 'afile' / 'sub' / 'x.db'}",
         "directory store is a file": str(tmp / "afile"),
@@ -76,6 +78,8 @@ def _bad_stores(tmp: Path) -> dict[str, str]:
         "unknown scheme": "s3://bucket/sessions",
         "uncreatable directory": "/proc/claude-magic-sessions",
         "empty sqlite path": "sqlite:///",
+        "sqlite file links to a text file": f"sqlite:///{tmp / 'link.db'}",
+        "sqlite file is a FIFO": f"sqlite:///{tmp / 'fifo.db'}",
     }
 
 
