@@ -1,8 +1,9 @@
 """Where sessions live: choose a store with :class:`StorageBackend` or a string spec.
 
-``StorageBackend.file(dir)``, ``StorageBackend.sqlite(path)``, ``StorageBackend.memory()``, or
-the equivalent strings ``"<dir>"``, ``"sqlite:///<path>"`` and ``"memory"``. Each store module
-is imported only when a store of its kind is opened.
+``StorageBackend.file(dir)``, ``StorageBackend.sqlite(path)``, ``StorageBackend.memory()``,
+``StorageBackend.postgres(url)``, or the equivalent strings ``"<dir>"``, ``"sqlite:///<path>"``,
+``"memory"`` and ``"postgresql://user@host/db"``. Each store module is imported only when a
+store of its kind is opened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..errors import StorageError
 if TYPE_CHECKING:
     from .base import Storage
 
-Kind = Literal["file", "sqlite", "memory"]
+Kind = Literal["file", "sqlite", "memory", "postgres"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,15 @@ class StorageBackend:
         return cls("sqlite", os.fspath(path))
 
     @classmethod
+    def postgres(cls, url: str) -> StorageBackend:
+        """A PostgreSQL team store, ``postgresql://user@host/db`` (needs the ``postgres`` extra;
+        the password is never shown: use ``PGPASSWORD`` / ``~/.pgpass`` or the URL)."""
+        from ._pg_url import PostgresURL
+
+        PostgresURL.parse(url)  # a bad URL or team_role fails here, not when opened
+        return cls("postgres", url)
+
+    @classmethod
     def memory(cls) -> StorageBackend:
         """In-process only; gone when the process ends."""
         return cls("memory")
@@ -49,6 +59,8 @@ class StorageBackend:
             raise StorageError("empty storage spec; use a directory, sqlite:///path or memory")
         if text in ("memory", "memory:", ":memory:"):
             return cls.memory()
+        if text.startswith(("postgresql://", "postgres://")):
+            return cls.postgres(text)
         if text.startswith("sqlite:"):
             path = text[len("sqlite:"):]
             for prefix in ("///", "//"):  # sqlite:///relative.db, sqlite:////absolute.db
@@ -62,9 +74,17 @@ class StorageBackend:
             return cls.file(text[len("file://"):])
         return cls.file(text)
 
+    def __repr__(self) -> str:  # the dataclass repr, with a PostgreSQL password masked
+        path = str(self) if self.kind == "postgres" else self.path
+        return f"StorageBackend(kind={self.kind!r}, path={path!r})"
+
     def __str__(self) -> str:
         if self.kind == "memory":
             return "memory"
+        if self.kind == "postgres":
+            from ._pg_url import mask
+
+            return mask(self.path or "")
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
         return str(self.path)
@@ -79,6 +99,10 @@ class StorageBackend:
             from .sqlite import SQLiteStorage
 
             return SQLiteStorage(self.path or "sessions.db")
+        if self.kind == "postgres":
+            from .postgres import PostgresStorage
+
+            return PostgresStorage(self.path or "")
         from .files import DirectoryStorage
 
         return DirectoryStorage(self.path or ".claude_sessions")

@@ -1,0 +1,196 @@
+"""The PostgreSQL store's schema: ordered migrations, row-level security and the team role.
+
+Everything lives in the ``claude_magic`` schema. Migrations are recorded in
+``claude_magic.migrations`` and applied by the database owner under
+``pg_advisory_xact_lock``, so several kernels opening a new store at once are safe. Row-level
+security is forced on both tables (the owner's own connections obey it too): a role reads its
+own sessions and those shared with the team, and writes only its own. Members get table
+privileges through the group role, never ownership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import StorageError
+from ..session import _RESERVED
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA = "claude_magic"
+CHANNEL = "claude_magic"
+#: ``pg_advisory_xact_lock`` key: the bytes "cmagic01" as a bigint.
+LOCK_KEY = int.from_bytes(b"cmagic01", "big") - 2**63
+
+_RESERVED_SQL = ", ".join(f"'{name}'" for name in sorted(_RESERVED))
+#: The rules of :class:`~claude_magic.session.SessionId`, in SQL (a test checks they agree).
+ID_OK = (
+    "(id COLLATE \"C\" ~ '^[A-Za-z0-9_]([A-Za-z0-9._-]{0,126}[A-Za-z0-9_-])?$' "
+    "AND strpos(id, '..') = 0 "
+    f"AND lower(split_part(id, '.', 1)) NOT IN ({_RESERVED_SQL}))"
+)
+_TIME_RANGE = ("BETWEEN '0001-01-02 00:00:00+00'::timestamptz "
+               "AND '9999-12-30 23:59:59.999999+00'::timestamptz")
+_FINITE = "NOT IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8)"
+READABLE = (
+    f"coalesce({ID_OK} AND json_typeof(metadata_json) = 'object' "
+    f"AND json_typeof(settings_json) = 'object' AND created_at {_TIME_RANGE} "
+    f"AND updated_at {_TIME_RANGE} AND message_count >= 0 AND turns >= 0 "
+    f"AND input_tokens >= 0 AND output_tokens >= 0 AND cost_usd {_FINITE}, false)"
+)
+#: A message row the store can read (checked when loading; others are reported and skipped).
+MESSAGE_OK = (
+    f"coalesce(role IN ('user', 'assistant') AND status IN ('ok', 'error', 'incomplete') "
+    f"AND created_at {_TIME_RANGE} AND json_typeof(ids) = 'object' AND input_tokens >= 0 "
+    "AND output_tokens >= 0 AND cache_creation_input_tokens >= 0 "
+    f"AND cache_read_input_tokens >= 0 AND coalesce(cost_usd {_FINITE}, true) "
+    f"AND coalesce(duration_ms {_FINITE}, true), false)"
+)
+
+_M001 = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE {SCHEMA}.sessions (
+    id            text PRIMARY KEY,
+    owner         text NOT NULL DEFAULT current_user,
+    owner_role    text NOT NULL DEFAULT current_user,
+    visibility    text NOT NULL DEFAULT 'private' CHECK (visibility IN ('private', 'team')),
+    system_prompt text,
+    metadata_json json NOT NULL DEFAULT '{{}}',
+    metadata      jsonb GENERATED ALWAYS AS (metadata_json::jsonb) STORED,
+    settings_json json NOT NULL DEFAULT '{{}}',
+    created_at    timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    message_count bigint NOT NULL DEFAULT 0,
+    turns         bigint NOT NULL DEFAULT 0,
+    input_tokens  bigint NOT NULL DEFAULT 0,
+    output_tokens bigint NOT NULL DEFAULT 0,
+    cost_usd      double precision NOT NULL DEFAULT 0,
+    last_model    text,
+    readable      boolean GENERATED ALWAYS AS ({READABLE}) STORED
+);
+CREATE INDEX sessions_listing ON {SCHEMA}.sessions (updated_at DESC, id DESC)
+    INCLUDE (owner_role, visibility) WHERE readable;
+CREATE INDEX sessions_metadata ON {SCHEMA}.sessions USING gin (metadata jsonb_path_ops);
+CREATE TABLE {SCHEMA}.messages (
+    session_id    text NOT NULL REFERENCES {SCHEMA}.sessions (id) ON DELETE CASCADE,
+    seq           bigint NOT NULL,
+    role          text NOT NULL,
+    content       text NOT NULL,
+    created_at    timestamptz NOT NULL,
+    status        text NOT NULL DEFAULT 'ok',
+    error         text,
+    model         text,
+    backend       text,
+    input_tokens  bigint NOT NULL DEFAULT 0,
+    output_tokens bigint NOT NULL DEFAULT 0,
+    cache_creation_input_tokens bigint NOT NULL DEFAULT 0,
+    cache_read_input_tokens     bigint NOT NULL DEFAULT 0,
+    cost_usd      double precision,
+    stop_reason   text,
+    duration_ms   double precision,
+    ids           json NOT NULL DEFAULT '{{}}',
+    PRIMARY KEY (session_id, seq)
+);
+ALTER TABLE {SCHEMA}.sessions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {SCHEMA}.sessions FORCE ROW LEVEL SECURITY;
+ALTER TABLE {SCHEMA}.messages ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {SCHEMA}.messages FORCE ROW LEVEL SECURITY;
+CREATE POLICY sessions_read ON {SCHEMA}.sessions FOR SELECT
+    USING (owner_role = current_user OR visibility = 'team');
+CREATE POLICY sessions_insert ON {SCHEMA}.sessions FOR INSERT
+    WITH CHECK (owner_role = current_user);
+CREATE POLICY sessions_update ON {SCHEMA}.sessions FOR UPDATE
+    USING (owner_role = current_user) WITH CHECK (owner_role = current_user);
+CREATE POLICY sessions_delete ON {SCHEMA}.sessions FOR DELETE
+    USING (owner_role = current_user);
+CREATE POLICY messages_read ON {SCHEMA}.messages FOR SELECT
+    USING (EXISTS (SELECT 1 FROM {SCHEMA}.sessions s WHERE s.id = session_id));
+CREATE POLICY messages_write ON {SCHEMA}.messages FOR ALL
+    USING (EXISTS (SELECT 1 FROM {SCHEMA}.sessions s
+                   WHERE s.id = session_id AND s.owner_role = current_user))
+    WITH CHECK (EXISTS (SELECT 1 FROM {SCHEMA}.sessions s
+                        WHERE s.id = session_id AND s.owner_role = current_user));
+"""
+
+
+def _m001_initial(cur: psycopg.Cursor[Any]) -> None:
+    cur.execute(_M001)
+
+
+#: Ordered migrations; append new ones, never edit or reorder released ones.
+MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Cursor[Any]], None]], ...] = (
+    ("001_initial", _m001_initial),
+)
+
+
+def _applied(cur: psycopg.Cursor[Any]) -> set[str] | None:
+    """Names of applied migrations, or None when the store has never been set up here."""
+    cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.migrations",))
+    if cur.fetchone()[0] is None:  # type: ignore[index]
+        return None
+    cur.execute(f"SELECT name FROM {SCHEMA}.migrations")
+    return {row[0] for row in cur.fetchall()}
+
+
+def _may_set_up(cur: psycopg.Cursor[Any]) -> bool:
+    """Whether this role owns the store's schema (or, before it exists, the database)."""
+    cur.execute(
+        "SELECT pg_has_role(current_user, coalesce("
+        "(SELECT nspowner FROM pg_namespace WHERE nspname = %s), "
+        "(SELECT datdba FROM pg_database WHERE datname = current_database())), 'MEMBER')",
+        (SCHEMA,))
+    return bool(cur.fetchone()[0])  # type: ignore[index]
+
+
+def _grant_team(cur: psycopg.Cursor[Any], team_role: str) -> None:
+    """Create the group role when missing and grant it what members need (idempotent)."""
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (team_role,))
+    if cur.fetchone() is None:
+        cur.execute(f'CREATE ROLE "{team_role}" NOLOGIN')
+    cur.execute(f'GRANT USAGE ON SCHEMA {SCHEMA} TO "{team_role}"')
+    cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {SCHEMA}.sessions, {SCHEMA}.messages "
+                f'TO "{team_role}"')
+    cur.execute(f'GRANT SELECT ON {SCHEMA}.migrations TO "{team_role}"')
+
+
+def _team_ready(cur: psycopg.Cursor[Any], team_role: str) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) AND "
+                "has_table_privilege(%s, %s, 'INSERT')",
+                (team_role, team_role, f"{SCHEMA}.sessions"))
+    return bool(cur.fetchone()[0])  # type: ignore[index]
+
+
+def migrate(conn: psycopg.Connection[Any], team_role: str, where: str) -> None:
+    """Bring the store up to date (owner) or check that it is (member); one transaction."""
+    known = [name for name, _ in MIGRATIONS]
+    with conn.transaction(), conn.cursor() as cur:
+        applied = _applied(cur)
+        if applied is not None and applied >= set(known) and not _may_set_up(cur):
+            _check_newer(applied, known, where)
+            return  # a member on an up-to-date store: nothing to do, no lock taken
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        applied = _applied(cur)
+        if not _may_set_up(cur):
+            raise StorageError(
+                f"the team store {where} is not set up{' fully' if applied else ''}; its "
+                "database owner connects once to create it (members cannot)")
+        if applied is None:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            cur.execute(f"CREATE TABLE {SCHEMA}.migrations "
+                        "(name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            applied = set()
+        _check_newer(applied, known, where)
+        for name, migration in MIGRATIONS:
+            if name not in applied:
+                migration(cur)
+                cur.execute(f"INSERT INTO {SCHEMA}.migrations (name) VALUES (%s)", (name,))
+        if not _team_ready(cur, team_role):
+            _grant_team(cur, team_role)
+
+
+def _check_newer(applied: set[str], known: list[str], where: str) -> None:
+    if applied - set(known):
+        raise StorageError(f"the store {where} was written by a newer claude_magic (migrations "
+                           f"{sorted(applied - set(known))}); upgrade claude_magic")

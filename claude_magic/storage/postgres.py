@@ -1,0 +1,506 @@
+"""PostgreSQL storage: a team's shared store (``postgresql://user@host/db``).
+
+psycopg 3 with a connection pool; one transaction per logical write; parameterized SQL only.
+The schema, its migrations, row-level security and the team role are in ``_pg_schema``.
+Each session has an ``owner`` (``JUPYTERHUB_USER``, else the database role) and a
+``visibility``: ``private`` (the default) or ``team``. PostgreSQL itself decides what a
+connection may read (its own sessions and the team's) and write (its own). Every committed
+write sends a ``NOTIFY``; :meth:`PostgresStorage.subscribe` follows other kernels' changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import (
+    DamagedSession,
+    SessionExists,
+    SessionNotFound,
+    StorageError,
+    ValueOutOfRange,
+)
+from ..message import Message, SessionStats, Status, Usage
+from ..session import Session, SessionChanges, SessionId, SessionSummary
+from ..times import MonotonicClock
+from . import _pg_text as text
+from ._pg_schema import CHANNEL, MESSAGE_OK, SCHEMA, migrate
+from ._pg_url import PostgresURL
+from .base import DamagedEntry, SummaryColumns, warn_damaged
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    from ._pg_listen import Subscription
+
+Visibility = Literal["private", "team"]
+Scope = Literal["all", "mine", "team"]
+Callback = Callable[[str, "str | None"], None]
+
+_S = f"{SCHEMA}.sessions"
+_M = f"{SCHEMA}.messages"
+_SESSION_COLUMNS = ("id, system_prompt, metadata_json::text, settings_json::text, created_at, "
+                    "updated_at, message_count, turns, input_tokens, output_tokens, cost_usd, "
+                    "last_model")
+#: The same, with the times read only when ``readable`` (a planted year 10000 stays unread).
+_GUARDED_COLUMNS = _SESSION_COLUMNS.replace(
+    "created_at, updated_at", "CASE WHEN readable THEN created_at END, "
+    "CASE WHEN readable THEN updated_at END")
+_LISTING_COLUMNS = _SESSION_COLUMNS.replace("settings_json::text, ", "")
+_MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backend, "
+                    "input_tokens, output_tokens, cache_creation_input_tokens, "
+                    "cache_read_input_tokens, cost_usd, stop_reason, duration_ms, ids::text")
+_INSERT_MESSAGE = (f"INSERT INTO {_M} (session_id, {_MESSAGE_COLUMNS.replace('::text', '')}) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+_NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
+_SCOPES = {"all": "", "mine": "AND owner_role = current_user", "team": "AND visibility = 'team'"}
+_DAMAGED = "unreadable row (bad id, JSON, time or total)"
+
+
+@dataclass(frozen=True, slots=True)
+class Sharing:
+    """Who owns a session and who may read it."""
+
+    owner: str
+    visibility: Visibility
+    mine: bool
+
+
+def _driver() -> Any:
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        raise StorageError('the PostgreSQL store needs psycopg 3: '
+                           'pip install "claude-magic[postgres]"') from None
+    return psycopg
+
+
+def _trusted_id(value: str) -> SessionId:
+    """A SessionId for a value the ``readable`` column already validated (same rules)."""
+    return str.__new__(SessionId, value)
+
+
+def _object(value: str) -> dict[str, Any]:
+    parsed = {} if value == "{}" else text.loads(value)
+    if type(parsed) is not dict:
+        raise TypeError("not a JSON object")
+    return parsed
+
+
+def _scope(scope: Scope) -> str:
+    try:
+        return _SCOPES[scope]
+    except KeyError:
+        raise ValueError(f"scope must be 'all', 'mine' or 'team', got {scope!r}") from None
+
+
+class PostgresStorage:
+    """Sessions in a PostgreSQL database, shared by a team."""
+
+    def __init__(self, url: str, *, owner: str | None = None, pool_size: int = 4,
+                 timeout: float = 15.0) -> None:
+        psycopg = _driver()
+        from psycopg_pool import ConnectionPool
+
+        self._url = PostgresURL.parse(url)
+        self.location = self._url.shown
+        self._owner = owner or os.environ.get("JUPYTERHUB_USER") or None
+        self._token = uuid.uuid4().hex  # tells this object's own notifications apart
+        self._clock = MonotonicClock()
+        self._reported: set[str] = set()
+        self._subscriptions: list[Subscription] = []
+        self._lock = threading.Lock()
+        self._current_role: str | None = None
+        try:
+            with psycopg.connect(self._url.conninfo, autocommit=True,
+                                 connect_timeout=int(timeout)) as setup:
+                migrate(setup, self._url.team_role, self.location)
+        except psycopg.Error as exc:
+            raise self._error(exc, "cannot open") from None
+        self._pool: ConnectionPool = ConnectionPool(
+            self._url.conninfo, min_size=1, max_size=pool_size, timeout=timeout,
+            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+            check=ConnectionPool.check_connection, name="claude_magic", open=True)
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self.location!r})"
+
+    # --- connections, transactions, errors ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on a pooled connection; rolled back on any error."""
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except PoolTimeout:
+            raise StorageError(f"cannot reach the PostgreSQL store {self.location} (no "
+                               "connection within the timeout); check the server and try "
+                               "again") from None
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._transaction() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def _error(self, exc: Exception, doing: str = "failed") -> StorageError:
+        """A one-line error for a driver error, the password scrubbed."""
+        import psycopg
+
+        message = self._url.scrub(str(exc)) or type(exc).__name__
+        state = getattr(exc, "sqlstate", None)
+        if state == "22003":
+            return ValueOutOfRange(f"a total of the session would overflow ({message}); check "
+                                   "the message's usage and cost, or start a new session")
+        if state == "42501":
+            return StorageError(f"PostgreSQL store {self.location}: permission denied "
+                                f"({message}); an administrator grants "
+                                f"{self._url.team_role} to this role")
+        if isinstance(exc, psycopg.OperationalError):
+            lost = "" if doing == "cannot open" else ("; the last write may not have been "
+                                                      "saved, check and try again")
+            return StorageError(f"PostgreSQL store {self.location}: connection problem "
+                                f"({message}){lost}")
+        return StorageError(f"PostgreSQL store {self.location} {doing}: {message}")
+
+    def _notify(self, cur: psycopg.Cursor[Any], event: str, session_id: str | None, *,
+                team: bool | None = None) -> None:
+        """Tell other kernels, at commit. A private session's id is not broadcast (``team``:
+        whether the session is shared; read from the row when not given)."""
+        if team is None and session_id is not None:
+            cur.execute(f"SELECT visibility = 'team' FROM {_S} WHERE id = %s", (session_id,))
+            row = cur.fetchone()
+            team = bool(row and row[0])
+        payload = {"e": event, "by": self._token, "role": self._role(cur),
+                   "id": session_id if team else None}
+        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
+
+    def _role(self, cur: psycopg.Cursor[Any]) -> str:
+        if self._current_role is None:
+            cur.execute("SELECT current_user")
+            self._current_role = cur.fetchone()[0]  # type: ignore[index]
+        return self._current_role
+
+    # --- rows <-> objects -----------------------------------------------------------------
+
+    @staticmethod
+    def _summary(row: tuple[Any, ...]) -> SessionSummary:
+        """A summary from a row the ``readable`` column passed; ValueError/TypeError if not."""
+        stats = SessionStats(row[6], row[7], row[8], row[9], row[10], text.dec(row[11]))
+        return SessionSummary(_trusted_id(row[0]), text.dec(row[1]), _object(row[2]),
+                              _object(row[3]), row[4], row[5], stats)
+
+    @staticmethod
+    def _message_row(session_id: str, message: Message) -> tuple[Any, ...]:
+        usage = message.usage
+        return (session_id, message.seq, message.role, text.enc(message.content),
+                message.created_at, message.status, text.enc(message.error),
+                text.enc(message.model), text.enc(message.backend), usage.input_tokens,
+                usage.output_tokens, usage.cache_creation_input_tokens,
+                usage.cache_read_input_tokens, message.cost_usd, text.enc(message.stop_reason),
+                message.duration_ms, text.dumps(message.ids))
+
+    @staticmethod
+    def _message(row: tuple[Any, ...]) -> Message:
+        return Message(role=row[1], content=text.dec(row[2]), created_at=row[3], status=row[4],
+                       error=text.dec(row[5]), model=text.dec(row[6]), backend=text.dec(row[7]),
+                       usage=Usage(row[8], row[9], row[10], row[11]), cost_usd=row[12],
+                       stop_reason=text.dec(row[13]), duration_ms=row[14],
+                       ids=_object(row[15]), seq=row[0])
+
+    def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
+        entry = DamagedEntry(f"{self.location}#{session_id}{where}", reason, session_id)
+        if entry.location not in self._reported:
+            self._reported.add(entry.location)
+            warn_damaged(entry)
+        return entry
+
+    def _report_unreadable(self, cur: psycopg.Cursor[Any]) -> list[DamagedEntry]:
+        cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")
+        return [self._report(str(row[0]), _DAMAGED) for row in cur.fetchall()]
+
+    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str) -> None:
+        """Lock a session this role owns for a write; SessionNotFound / StorageError if not."""
+        cur.execute(f"SELECT readable FROM {_S} WHERE id = %s FOR UPDATE", (session_id,))
+        row = cur.fetchone()
+        if row is not None and row[0]:
+            return
+        if row is not None:
+            raise DamagedSession(str(session_id), self.location, _DAMAGED)
+        cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
+        other = cur.fetchone()
+        if other is None:
+            raise SessionNotFound(str(session_id))
+        raise StorageError(f"session {str(session_id)!r} belongs to {text.dec(other[0])}; only "
+                           "its owner changes it (fork it to continue)")
+
+    def _header(self, cur: psycopg.Cursor[Any], session_id: str) -> SessionSummary | None:
+        cur.execute(f"SELECT {_GUARDED_COLUMNS}, readable FROM {_S} WHERE id = %s",
+                    (session_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        try:
+            if not row[-1]:
+                raise ValueError("bad id, JSON, time or total")
+            return self._summary(row)
+        except (ValueError, TypeError) as exc:
+            raise DamagedSession(str(session_id), self.location,
+                                 f"unreadable row ({exc})") from None
+
+    # --- the Storage protocol -------------------------------------------------------------
+
+    def create(self, session: Session, *, overwrite: bool = False,
+               preserve_times: bool = False) -> Session:
+        stored = session.checked_copy()
+        if not preserve_times:
+            stored.created_at = stored.updated_at = self._clock.now()
+        stats = stored.stats
+        row = (stored.id, self._owner, text.enc(stored.system_prompt),
+               text.dumps(stored.metadata), text.dumps(stored.settings), stored.created_at,
+               stored.updated_at, stats.message_count, stats.turns, stats.input_tokens,
+               stats.output_tokens, stats.cost_usd, text.enc(stats.last_model))
+        with self._transaction() as cur:
+            cur.execute(f"SELECT owner_role = current_user, owner FROM {_S} WHERE id = %s",
+                        (stored.id,))
+            found = cur.fetchone()
+            if found is not None and not overwrite:
+                raise SessionExists(str(stored.id))
+            if found is not None and not found[0]:
+                raise StorageError(f"session {str(stored.id)!r} belongs to "
+                                   f"{text.dec(found[1])}; pick another id")
+            cur.execute(f"DELETE FROM {_S} WHERE id = %s", (stored.id,))
+            self._insert_session(cur, row)
+            cur.executemany(_INSERT_MESSAGE,
+                            [self._message_row(stored.id, m) for m in stored.messages])
+            self._notify(cur, "created", stored.id, team=False)
+        return stored
+
+    @staticmethod
+    def _insert_session(cur: psycopg.Cursor[Any], row: tuple[Any, ...]) -> None:
+        """Insert a session row; an id taken by another member's private session (which
+        stays invisible here) is ``SessionExists``."""
+        import psycopg
+
+        try:
+            with cur.connection.transaction():  # a savepoint
+                cur.execute(f"INSERT INTO {_S} (id, owner, system_prompt, metadata_json, "
+                            "settings_json, created_at, updated_at, message_count, turns, "
+                            "input_tokens, output_tokens, cost_usd, last_model) VALUES "
+                            "(%s, coalesce(%s, current_user), %s, %s, %s, %s, %s, %s, %s, "
+                            "%s, %s, %s, %s)", row)
+        except psycopg.errors.UniqueViolation:
+            raise SessionExists(str(row[0])) from None
+
+    def load(self, session_id: SessionId) -> Session | None:
+        with self._transaction() as cur:
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
+            summary = self._header(cur, session_id)
+            if summary is None:
+                return None
+            cur.execute(f"SELECT {_MESSAGE_COLUMNS}, {MESSAGE_OK} FROM {_M} "
+                        "WHERE session_id = %s ORDER BY seq", (session_id,))
+            rows = cur.fetchall()
+        messages = []
+        for row in rows:
+            try:
+                if not row[-1]:
+                    raise ValueError("bad role, status, time or count")
+                messages.append(self._message(row))
+            except (ValueError, TypeError) as exc:
+                self._report(str(session_id), f"unreadable message ({exc})", f":{row[0]}")
+        return Session(summary.id, summary.system_prompt, summary.metadata, summary.created_at,
+                       summary.updated_at, messages, summary.settings)
+
+    def summary(self, session_id: SessionId) -> SessionSummary | None:
+        with self._transaction() as cur:
+            return self._header(cur, session_id)
+
+    def exists(self, session_id: SessionId) -> bool:
+        return bool(self._read(f"SELECT 1 FROM {_S} WHERE id = %s", (session_id,)))
+
+    def update(self, session_id: SessionId, changes: SessionChanges) -> None:
+        with self._transaction() as cur:
+            self._lock_own(cur, session_id)
+            summary = self._header(cur, session_id)
+            assert summary is not None  # locked above
+            session = Session(summary.id, summary.system_prompt, summary.metadata,
+                              summary.created_at, summary.updated_at, [], summary.settings)
+            changes.apply(session, self._clock.now())
+            cur.execute(f"UPDATE {_S} SET system_prompt = %s, metadata_json = %s, "
+                        "settings_json = %s, updated_at = %s WHERE id = %s",
+                        (text.enc(session.system_prompt), text.dumps(session.metadata),
+                         text.dumps(session.settings), session.updated_at, session_id))
+            self._notify(cur, "updated", session_id)
+
+    def append(self, session_id: SessionId, message: Message) -> Message:
+        stored = message.copy()  # checks every field: a bad message is refused here
+        with self._transaction() as cur:
+            self._lock_own(cur, session_id)
+            cur.execute(f"SELECT coalesce(max(seq) + 1, 0) FROM {_M} WHERE session_id = %s",
+                        (session_id,))
+            stored.seq = cur.fetchone()[0]  # type: ignore[index]
+            cur.execute(_INSERT_MESSAGE, self._message_row(session_id, stored))
+            cur.execute(
+                f"UPDATE {_S} SET updated_at = %s, message_count = message_count + 1, "
+                "turns = turns + %s, input_tokens = input_tokens + %s, "
+                "output_tokens = output_tokens + %s, cost_usd = cost_usd + %s, "
+                "last_model = coalesce(%s, last_model) WHERE id = %s",
+                (self._clock.now(), int(stored.role == "user"), stored.usage.input_tokens,
+                 stored.usage.output_tokens, stored.cost_usd or 0.0, text.enc(stored.model),
+                 session_id))
+            self._notify(cur, "appended", session_id)
+        return stored.copy()
+
+    def mark(self, session_id: SessionId, seq: int, status: Status,
+             error: str | None = None) -> None:
+        with self._transaction() as cur:
+            self._lock_own(cur, session_id)
+            cur.execute(f"UPDATE {_M} SET status = %s, error = %s "
+                        "WHERE session_id = %s AND seq = %s",
+                        (status, text.enc(error), session_id, seq))
+            if not cur.rowcount:
+                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
+            cur.execute(f"UPDATE {_S} SET updated_at = %s WHERE id = %s",
+                        (self._clock.now(), session_id))
+            self._notify(cur, "marked", session_id)
+
+    def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
+        """Remove one of this role's sessions. Another member's session: ``StorageError``, or
+        ``False`` with ``if_updated_at`` (so ``prune`` passes over the team's sessions)."""
+        with self._transaction() as cur:
+            cur.execute(f"SELECT owner_role = current_user, owner FROM {_S} WHERE id = %s",
+                        (session_id,))
+            found = cur.fetchone()
+            if found is not None and not found[0]:
+                if if_updated_at is not None:
+                    return False
+                raise StorageError(f"session {str(session_id)!r} belongs to "
+                                   f"{text.dec(found[1])}; only its owner deletes it")
+            if if_updated_at is None:
+                cur.execute(f"DELETE FROM {_S} WHERE id = %s RETURNING visibility",
+                            (session_id,))
+            else:
+                cur.execute(f"DELETE FROM {_S} WHERE id = %s AND updated_at = %s "
+                            "RETURNING visibility", (session_id, if_updated_at))
+            gone = cur.fetchone()
+            if gone is not None:
+                self._notify(cur, "deleted", session_id, team=gone[0] == "team")
+        return gone is not None
+
+    def clear(self) -> int:
+        """Remove every readable session of this role (the team's stay)."""
+        with self._transaction() as cur:
+            cur.execute(f"DELETE FROM {_S} WHERE readable AND owner_role = current_user")
+            count = cur.rowcount
+            self._notify(cur, "cleared", None)
+        return count
+
+    def list_ids(self, *, scope: Scope = "all") -> list[SessionId]:
+        """Ids of readable sessions this role may see (``mine``, ``team`` or ``all``)."""
+        with self._transaction() as cur:
+            self._report_unreadable(cur)
+            cur.execute(f"SELECT id FROM {_S} WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
+            rows = cur.fetchall()
+        new = str.__new__
+        return [new(SessionId, row[0]) for row in rows]
+
+    def summaries(self, *, scope: Scope = "all") -> list[SessionSummary]:
+        with self._transaction() as cur:
+            self._report_unreadable(cur)
+            cur.execute(f"SELECT {_SESSION_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+                        f"{_NEWEST_FIRST}")
+            rows = cur.fetchall()
+        result = []
+        for row in rows:
+            try:
+                result.append(self._summary(row))
+            except (ValueError, TypeError) as exc:
+                self._report(str(row[0]), f"unreadable row ({exc})")
+        return result
+
+    def summary_columns(self, *, scope: Scope = "all") -> SummaryColumns:
+        """One query, column by column; metadata parsed in one ``json.loads`` of them all."""
+        with self._transaction() as cur:
+            self._report_unreadable(cur)
+            cur.execute(f"SELECT {_LISTING_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+                        f"{_NEWEST_FIRST}")
+            rows = cur.fetchall()
+        columns: list[Any] = ([list(column) for column in zip(*rows, strict=True)]
+                              or [[] for _ in range(11)])
+        try:
+            columns[2] = json.loads(text.json_text(f"[{','.join(columns[2])}]"))
+        except (TypeError, ValueError):
+            return SummaryColumns.of(self.summaries(scope=scope))
+        for index in (1, 10):  # prompts and models with an escaped NUL (rare)
+            if any(value and text.ESC in value for value in columns[index]):
+                columns[index] = [text.dec(value) for value in columns[index]]
+        return SummaryColumns(*columns)
+
+    def count(self, *, scope: Scope = "all") -> int:
+        return self._read(f"SELECT count(*) FROM {_S} WHERE readable {_scope(scope)}")[0][0]
+
+    def damaged(self) -> list[DamagedEntry]:
+        """Rows that cannot be read: sessions, and messages of readable sessions."""
+        with self._transaction() as cur:
+            entries = self._report_unreadable(cur)
+            cur.execute(f"SELECT session_id, seq FROM {_M} m WHERE NOT ({MESSAGE_OK}) "
+                        "ORDER BY session_id, seq")
+            rows = cur.fetchall()
+        entries += [self._report(str(sid), "unreadable message", f":{seq}") for sid, seq in rows]
+        return entries
+
+    # --- owners, visibility, live updates -------------------------------------------------
+
+    def set_visibility(self, session_id: SessionId, visibility: Visibility) -> None:
+        """Share a session with the team (``"team"``) or make it ``"private"`` again."""
+        if visibility not in ("private", "team"):
+            raise ValueError(f"visibility must be 'private' or 'team', got {visibility!r}")
+        with self._transaction() as cur:
+            self._lock_own(cur, SessionId(session_id))
+            if visibility == "private":
+                self._notify(cur, "updated", session_id)  # the team hears of it once more
+            cur.execute(f"UPDATE {_S} SET visibility = %s WHERE id = %s",
+                        (visibility, session_id))
+            if visibility == "team":
+                self._notify(cur, "updated", session_id)
+
+    def sharing(self, *, scope: Scope = "all") -> dict[SessionId, Sharing]:
+        """Owner and visibility of every session this role may see."""
+        rows = self._read(f"SELECT id, owner, visibility, owner_role = current_user FROM {_S} "
+                          f"WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
+        return {_trusted_id(r[0]): Sharing(text.dec(r[1]) or "", r[2], r[3]) for r in rows}
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event, session_id)`` for changes other store objects commit (other
+        kernels, processes), from a listener thread; returns a function that stops it.
+
+        ``session_id`` is ``None`` for ``cleared`` and for changes to private sessions (their
+        ids are not broadcast): reload everything then."""
+        from ._pg_listen import Subscription
+
+        subscription = Subscription(self._url, self._token, callback)
+        with self._lock:
+            self._subscriptions.append(subscription)
+        return subscription.stop
+
+    def close(self) -> None:
+        with self._lock:
+            subscriptions, self._subscriptions = self._subscriptions, []
+        for subscription in subscriptions:
+            subscription.stop()
+        self._pool.close()
