@@ -87,7 +87,8 @@ class DirectoryStorage:
             raise StorageError(f"{self.root} is not a directory; choose a directory for sessions")
         self.location = str(self.root)
         self._lock_path = self.root / LOCK_NAME
-        self._lock = FileLock(self._lock_path, timeout=lock_timeout, poll_interval=0.002)
+        # filelock >= 3.20.3 opens the lock file with O_NOFOLLOW (Unix, and its soft lock)
+        self._lock = FileLock(self._lock_path, timeout=lock_timeout)
         self._lock_timeout = lock_timeout
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
@@ -124,7 +125,7 @@ class DirectoryStorage:
                 raise StorageError(f"cannot lock session directory {self.root}: "
                                    f"{self._lock_path} is {problem}; remove it")
             try:
-                self._lock.acquire()
+                self._lock.acquire(poll_interval=0.002)
             except Timeout:
                 raise StorageError(
                     f"session directory {self.root} stayed locked for {self._lock_timeout:.0f}s; "
