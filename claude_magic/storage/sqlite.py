@@ -221,8 +221,21 @@ def _cause(exc: BaseException) -> str:
     if code == _FULL:
         return "the disk is full"
     if code in (_READONLY, _PERM):
-        return f"it is read-only ({exc})"
+        return f"read-only ({exc})"
     return str(exc)
+
+
+def _os_cause(path: Path) -> str | None:
+    """Why this process may not write ``path`` (or create it), from the file modes."""
+    if path.exists():
+        if not os.access(path, os.R_OK):
+            return "permission denied (the file cannot be read)"
+        if not os.access(path, os.W_OK):
+            return "permission denied (the file is read-only)"
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied (its folder is read-only)"
+    return None
 
 
 class SQLiteStorage:
@@ -247,10 +260,11 @@ class SQLiteStorage:
         try:
             self._db = self._open_writable(busy_timeout)
         except (OSError, sqlite3.Error) as exc:
+            cause = (_os_cause(self.path) if self._refused(exc) else None) or _cause(exc)
             if not (self._refused(exc) and os.access(self.path, os.R_OK)
                     and self.path.is_file()):
-                raise self._open_error(exc) from None
-            self.read_only = _cause(exc)
+                raise self._open_error(exc, cause) from None
+            self.read_only = cause
             self._db = self._open_read_only(exc)
 
     def __repr__(self) -> str:
@@ -304,21 +318,20 @@ class SQLiteStorage:
             if applied != {name for name, _ in MIGRATIONS}:
                 db.close()
                 raise StorageError(
-                    f"SQLite store {self.path} is read-only ({self.read_only}) and was written "
+                    f"SQLite store {self.path} is read-only: {self.read_only}, and was written "
                     f"by {'a newer' if applied - {n for n, _ in MIGRATIONS} else 'an older'} "
                     "claude_magic; open it once where it can be written, or use a copy")
             return db
         raise self._open_error(last)
 
-    def _open_error(self, exc: BaseException) -> StorageError:
+    def _open_error(self, exc: BaseException, cause: str | None = None) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
-        if _code(exc) in (_NOTADB, _CORRUPT):
-            return StorageError(f"cannot open SQLite store {self.path}: {exc}; if the file is "
-                                "not a database, move it aside and a new one is created")
-        if isinstance(exc, sqlite3.Error):
-            return StorageError(f"cannot open SQLite store: {self._error(exc)}")
-        return StorageError(f"cannot open SQLite store {self.path}: {_cause(exc)}")
+        if "locked" in str(exc) or "busy" in str(exc):
+            return self._error(exc)  # type: ignore[arg-type]
+        hint = ("; if the file is not a database, move it aside and a new one is created"
+                if _code(exc) in (_NOTADB, _CORRUPT) else "")
+        return StorageError(f"cannot open SQLite store {self.path}: {cause or _cause(exc)}{hint}")
 
     # --- transactions and migrations ------------------------------------------------------
 
@@ -353,9 +366,9 @@ class SQLiteStorage:
             return StorageError(f"SQLite store {self.path} is busy (locked by another process); "
                                 "try again")
         if self.read_only is not None and _code(exc) in (_READONLY, _PERM, _CANTOPEN, _IOERR):
-            return StorageError(f"SQLite store {self.path} is opened read-only because "
-                                f"{self.read_only}; nothing was written; make the file and "
-                                "its folder writable and open the store again")
+            return StorageError(f"SQLite store {self.path} is read-only: {self.read_only}; "
+                                "nothing was written; make the file and its folder writable "
+                                "and open the store again")
         if _code(exc) in (_FULL, _READONLY, _PERM, _IOERR, _CANTOPEN):
             return StorageError(f"SQLite store {self.path} cannot be written: {_cause(exc)}; "
                                 "nothing was written")
