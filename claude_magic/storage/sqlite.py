@@ -266,6 +266,8 @@ class SQLiteStorage:
                 raise self._open_error(exc, cause) from None
             self.read_only = cause
             self._db = self._open_read_only(exc)
+        else:  # SQLite opens a read-only file silently: say why writes will fail
+            self.read_only = _os_cause(self.path) if not os.access(self.path, os.W_OK) else None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({str(self.path)!r})"
