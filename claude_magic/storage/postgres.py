@@ -27,10 +27,21 @@ from ..errors import (
     StorageError,
     ValueOutOfRange,
 )
-from ..message import Message, SessionStats, Status, Usage
+from ..message import Message, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from . import _pg_text as text
+from ._pg_rows import (
+    GUARDED_COLUMNS,
+    INSERT_MESSAGE,
+    LISTING_COLUMNS,
+    MESSAGE_COLUMNS,
+    SESSION_COLUMNS,
+    message_of,
+    message_row,
+    summary_of,
+    trusted_id,
+)
 from ._pg_schema import CHANNEL, MESSAGE_OK, SCHEMA, migrate
 from ._pg_url import PostgresURL
 from .base import DamagedEntry, SummaryColumns, warn_damaged
@@ -47,19 +58,6 @@ Callback = Callable[[str, "str | None"], None]
 
 _S = f"{SCHEMA}.sessions"
 _M = f"{SCHEMA}.messages"
-_SESSION_COLUMNS = ("id, system_prompt, metadata_json::text, settings_json::text, created_at, "
-                    "updated_at, message_count, turns, input_tokens, output_tokens, cost_usd, "
-                    "last_model")
-#: The same, with the times read only when ``readable`` (a planted year 10000 stays unread).
-_GUARDED_COLUMNS = _SESSION_COLUMNS.replace(
-    "created_at, updated_at", "CASE WHEN readable THEN created_at END, "
-    "CASE WHEN readable THEN updated_at END")
-_LISTING_COLUMNS = _SESSION_COLUMNS.replace("settings_json::text, ", "")
-_MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backend, "
-                    "input_tokens, output_tokens, cache_creation_input_tokens, "
-                    "cache_read_input_tokens, cost_usd, stop_reason, duration_ms, ids::text")
-_INSERT_MESSAGE = (f"INSERT INTO {_M} (session_id, {_MESSAGE_COLUMNS.replace('::text', '')}) "
-                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
 _SCOPES = {"all": "", "mine": "AND owner_role = current_user", "team": "AND visibility = 'team'"}
 _DAMAGED = "unreadable row (bad id, JSON, time or total)"
@@ -82,18 +80,6 @@ def _driver() -> Any:
         raise StorageError('the PostgreSQL store needs psycopg 3: '
                            'pip install "claude-magic[postgres]"') from None
     return psycopg
-
-
-def _trusted_id(value: str) -> SessionId:
-    """A SessionId for a value the ``readable`` column already validated (same rules)."""
-    return str.__new__(SessionId, value)
-
-
-def _object(value: str) -> dict[str, Any]:
-    parsed = {} if value == "{}" else text.loads(value)
-    if type(parsed) is not dict:
-        raise TypeError("not a JSON object")
-    return parsed
 
 
 def _scope(scope: Scope) -> str:
@@ -119,11 +105,11 @@ class PostgresStorage:
         self._reported: set[str] = set()
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
-        self._current_role: str | None = None
         try:
             with psycopg.connect(self._url.conninfo, autocommit=True,
                                  connect_timeout=int(timeout)) as setup:
                 migrate(setup, self._url.team_role, self.location)
+                self._role: str = setup.execute("SELECT current_user").fetchone()[0]
         except psycopg.Error as exc:
             raise self._error(exc, "cannot open") from None
         self._pool: ConnectionPool = ConnectionPool(
@@ -137,14 +123,19 @@ class PostgresStorage:
     # --- connections, transactions, errors ------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction on a pooled connection; rolled back on any error."""
+    def _transaction(self, *, write: bool = True) -> Iterator[psycopg.Cursor[Any]]:
+        """One transaction on a pooled connection, rolled back on any error (``write=False``:
+        no BEGIN/COMMIT, each statement is its own transaction: for reads)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield cur
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                if write:
+                    with conn.transaction():
+                        yield cur
+                else:
+                    yield cur
         except PoolTimeout:
             raise StorageError(f"cannot reach the PostgreSQL store {self.location} (no "
                                "connection within the timeout); check the server and try "
@@ -153,7 +144,7 @@ class PostgresStorage:
             raise self._error(exc) from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             cur.execute(sql, params)
             return cur.fetchall()
 
@@ -178,49 +169,11 @@ class PostgresStorage:
         return StorageError(f"PostgreSQL store {self.location} {doing}: {message}")
 
     def _notify(self, cur: psycopg.Cursor[Any], event: str, session_id: str | None, *,
-                team: bool | None = None) -> None:
-        """Tell other kernels, at commit. A private session's id is not broadcast (``team``:
-        whether the session is shared; read from the row when not given)."""
-        if team is None and session_id is not None:
-            cur.execute(f"SELECT visibility = 'team' FROM {_S} WHERE id = %s", (session_id,))
-            row = cur.fetchone()
-            team = bool(row and row[0])
-        payload = {"e": event, "by": self._token, "role": self._role(cur),
+                team: bool) -> None:
+        """Tell other kernels, at commit; a private session's id is never broadcast."""
+        payload = {"e": event, "by": self._token, "role": self._role,
                    "id": session_id if team else None}
         cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
-
-    def _role(self, cur: psycopg.Cursor[Any]) -> str:
-        if self._current_role is None:
-            cur.execute("SELECT current_user")
-            self._current_role = cur.fetchone()[0]  # type: ignore[index]
-        return self._current_role
-
-    # --- rows <-> objects -----------------------------------------------------------------
-
-    @staticmethod
-    def _summary(row: tuple[Any, ...]) -> SessionSummary:
-        """A summary from a row the ``readable`` column passed; ValueError/TypeError if not."""
-        stats = SessionStats(row[6], row[7], row[8], row[9], row[10], text.dec(row[11]))
-        return SessionSummary(_trusted_id(row[0]), text.dec(row[1]), _object(row[2]),
-                              _object(row[3]), row[4], row[5], stats)
-
-    @staticmethod
-    def _message_row(session_id: str, message: Message) -> tuple[Any, ...]:
-        usage = message.usage
-        return (session_id, message.seq, message.role, text.enc(message.content),
-                message.created_at, message.status, text.enc(message.error),
-                text.enc(message.model), text.enc(message.backend), usage.input_tokens,
-                usage.output_tokens, usage.cache_creation_input_tokens,
-                usage.cache_read_input_tokens, message.cost_usd, text.enc(message.stop_reason),
-                message.duration_ms, text.dumps(message.ids))
-
-    @staticmethod
-    def _message(row: tuple[Any, ...]) -> Message:
-        return Message(role=row[1], content=text.dec(row[2]), created_at=row[3], status=row[4],
-                       error=text.dec(row[5]), model=text.dec(row[6]), backend=text.dec(row[7]),
-                       usage=Usage(row[8], row[9], row[10], row[11]), cost_usd=row[12],
-                       stop_reason=text.dec(row[13]), duration_ms=row[14],
-                       ids=_object(row[15]), seq=row[0])
 
     def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
         entry = DamagedEntry(f"{self.location}#{session_id}{where}", reason, session_id)
@@ -233,12 +186,14 @@ class PostgresStorage:
         cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")
         return [self._report(str(row[0]), _DAMAGED) for row in cur.fetchall()]
 
-    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str) -> None:
-        """Lock a session this role owns for a write; SessionNotFound / StorageError if not."""
-        cur.execute(f"SELECT readable FROM {_S} WHERE id = %s FOR UPDATE", (session_id,))
+    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str) -> bool:
+        """Lock a session this role owns for a write (returns whether it is shared with the
+        team); SessionNotFound / DamagedSession / StorageError if it cannot be written."""
+        cur.execute(f"SELECT readable, visibility = 'team' FROM {_S} WHERE id = %s FOR UPDATE",
+                    (session_id,))
         row = cur.fetchone()
         if row is not None and row[0]:
-            return
+            return bool(row[1])
         if row is not None:
             raise DamagedSession(str(session_id), self.location, _DAMAGED)
         cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
@@ -249,7 +204,7 @@ class PostgresStorage:
                            "its owner changes it (fork it to continue)")
 
     def _header(self, cur: psycopg.Cursor[Any], session_id: str) -> SessionSummary | None:
-        cur.execute(f"SELECT {_GUARDED_COLUMNS}, readable FROM {_S} WHERE id = %s",
+        cur.execute(f"SELECT {GUARDED_COLUMNS}, readable FROM {_S} WHERE id = %s",
                     (session_id,))
         row = cur.fetchone()
         if row is None:
@@ -257,7 +212,7 @@ class PostgresStorage:
         try:
             if not row[-1]:
                 raise ValueError("bad id, JSON, time or total")
-            return self._summary(row)
+            return summary_of(row)
         except (ValueError, TypeError) as exc:
             raise DamagedSession(str(session_id), self.location,
                                  f"unreadable row ({exc})") from None
@@ -285,8 +240,8 @@ class PostgresStorage:
                                    f"{text.dec(found[1])}; pick another id")
             cur.execute(f"DELETE FROM {_S} WHERE id = %s", (stored.id,))
             self._insert_session(cur, row)
-            cur.executemany(_INSERT_MESSAGE,
-                            [self._message_row(stored.id, m) for m in stored.messages])
+            cur.executemany(INSERT_MESSAGE,
+                            [message_row(stored.id, m) for m in stored.messages])
             self._notify(cur, "created", stored.id, team=False)
         return stored
 
@@ -312,7 +267,7 @@ class PostgresStorage:
             summary = self._header(cur, session_id)
             if summary is None:
                 return None
-            cur.execute(f"SELECT {_MESSAGE_COLUMNS}, {MESSAGE_OK} FROM {_M} "
+            cur.execute(f"SELECT {MESSAGE_COLUMNS}, {MESSAGE_OK} FROM {_M} "
                         "WHERE session_id = %s ORDER BY seq", (session_id,))
             rows = cur.fetchall()
         messages = []
@@ -320,14 +275,14 @@ class PostgresStorage:
             try:
                 if not row[-1]:
                     raise ValueError("bad role, status, time or count")
-                messages.append(self._message(row))
+                messages.append(message_of(row))
             except (ValueError, TypeError) as exc:
                 self._report(str(session_id), f"unreadable message ({exc})", f":{row[0]}")
         return Session(summary.id, summary.system_prompt, summary.metadata, summary.created_at,
                        summary.updated_at, messages, summary.settings)
 
     def summary(self, session_id: SessionId) -> SessionSummary | None:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             return self._header(cur, session_id)
 
     def exists(self, session_id: SessionId) -> bool:
@@ -335,7 +290,7 @@ class PostgresStorage:
 
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         with self._transaction() as cur:
-            self._lock_own(cur, session_id)
+            team = self._lock_own(cur, session_id)
             summary = self._header(cur, session_id)
             assert summary is not None  # locked above
             session = Session(summary.id, summary.system_prompt, summary.metadata,
@@ -345,16 +300,16 @@ class PostgresStorage:
                         "settings_json = %s, updated_at = %s WHERE id = %s",
                         (text.enc(session.system_prompt), text.dumps(session.metadata),
                          text.dumps(session.settings), session.updated_at, session_id))
-            self._notify(cur, "updated", session_id)
+            self._notify(cur, "updated", session_id, team=team)
 
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
         with self._transaction() as cur:
-            self._lock_own(cur, session_id)
+            team = self._lock_own(cur, session_id)
             cur.execute(f"SELECT coalesce(max(seq) + 1, 0) FROM {_M} WHERE session_id = %s",
                         (session_id,))
             stored.seq = cur.fetchone()[0]  # type: ignore[index]
-            cur.execute(_INSERT_MESSAGE, self._message_row(session_id, stored))
+            cur.execute(INSERT_MESSAGE, message_row(session_id, stored))
             cur.execute(
                 f"UPDATE {_S} SET updated_at = %s, message_count = message_count + 1, "
                 "turns = turns + %s, input_tokens = input_tokens + %s, "
@@ -363,13 +318,13 @@ class PostgresStorage:
                 (self._clock.now(), int(stored.role == "user"), stored.usage.input_tokens,
                  stored.usage.output_tokens, stored.cost_usd or 0.0, text.enc(stored.model),
                  session_id))
-            self._notify(cur, "appended", session_id)
+            self._notify(cur, "appended", session_id, team=team)
         return stored.copy()
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         with self._transaction() as cur:
-            self._lock_own(cur, session_id)
+            team = self._lock_own(cur, session_id)
             cur.execute(f"UPDATE {_M} SET status = %s, error = %s "
                         "WHERE session_id = %s AND seq = %s",
                         (status, text.enc(error), session_id, seq))
@@ -377,7 +332,7 @@ class PostgresStorage:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
             cur.execute(f"UPDATE {_S} SET updated_at = %s WHERE id = %s",
                         (self._clock.now(), session_id))
-            self._notify(cur, "marked", session_id)
+            self._notify(cur, "marked", session_id, team=team)
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         """Remove one of this role's sessions. Another member's session: ``StorageError``, or
@@ -407,12 +362,12 @@ class PostgresStorage:
         with self._transaction() as cur:
             cur.execute(f"DELETE FROM {_S} WHERE readable AND owner_role = current_user")
             count = cur.rowcount
-            self._notify(cur, "cleared", None)
+            self._notify(cur, "cleared", None, team=True)
         return count
 
     def list_ids(self, *, scope: Scope = "all") -> list[SessionId]:
         """Ids of readable sessions this role may see (``mine``, ``team`` or ``all``)."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             self._report_unreadable(cur)
             cur.execute(f"SELECT id FROM {_S} WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
             rows = cur.fetchall()
@@ -420,24 +375,24 @@ class PostgresStorage:
         return [new(SessionId, row[0]) for row in rows]
 
     def summaries(self, *, scope: Scope = "all") -> list[SessionSummary]:
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             self._report_unreadable(cur)
-            cur.execute(f"SELECT {_SESSION_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+            cur.execute(f"SELECT {SESSION_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
                         f"{_NEWEST_FIRST}")
             rows = cur.fetchall()
         result = []
         for row in rows:
             try:
-                result.append(self._summary(row))
+                result.append(summary_of(row))
             except (ValueError, TypeError) as exc:
                 self._report(str(row[0]), f"unreadable row ({exc})")
         return result
 
     def summary_columns(self, *, scope: Scope = "all") -> SummaryColumns:
         """One query, column by column; metadata parsed in one ``json.loads`` of them all."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             self._report_unreadable(cur)
-            cur.execute(f"SELECT {_LISTING_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+            cur.execute(f"SELECT {LISTING_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
                         f"{_NEWEST_FIRST}")
             rows = cur.fetchall()
         columns: list[Any] = ([list(column) for column in zip(*rows, strict=True)]
@@ -456,7 +411,7 @@ class PostgresStorage:
 
     def damaged(self) -> list[DamagedEntry]:
         """Rows that cannot be read: sessions, and messages of readable sessions."""
-        with self._transaction() as cur:
+        with self._transaction(write=False) as cur:
             entries = self._report_unreadable(cur)
             cur.execute(f"SELECT session_id, seq FROM {_M} m WHERE NOT ({MESSAGE_OK}) "
                         "ORDER BY session_id, seq")
@@ -471,19 +426,16 @@ class PostgresStorage:
         if visibility not in ("private", "team"):
             raise ValueError(f"visibility must be 'private' or 'team', got {visibility!r}")
         with self._transaction() as cur:
-            self._lock_own(cur, SessionId(session_id))
-            if visibility == "private":
-                self._notify(cur, "updated", session_id)  # the team hears of it once more
+            was_team = self._lock_own(cur, SessionId(session_id))
             cur.execute(f"UPDATE {_S} SET visibility = %s WHERE id = %s",
                         (visibility, session_id))
-            if visibility == "team":
-                self._notify(cur, "updated", session_id)
+            self._notify(cur, "updated", session_id, team=was_team or visibility == "team")
 
     def sharing(self, *, scope: Scope = "all") -> dict[SessionId, Sharing]:
         """Owner and visibility of every session this role may see."""
         rows = self._read(f"SELECT id, owner, visibility, owner_role = current_user FROM {_S} "
                           f"WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
-        return {_trusted_id(r[0]): Sharing(text.dec(r[1]) or "", r[2], r[3]) for r in rows}
+        return {trusted_id(r[0]): Sharing(text.dec(r[1]) or "", r[2], r[3]) for r in rows}
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event, session_id)`` for changes other store objects commit (other

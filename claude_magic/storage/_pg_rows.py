@@ -1,0 +1,61 @@
+"""Rows of the PostgreSQL store <-> sessions and messages (the column lists in one place)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..message import Message, SessionStats, Usage
+from ..session import SessionId, SessionSummary
+from . import _pg_text as text
+from ._pg_schema import SCHEMA
+
+SESSION_COLUMNS = ("id, system_prompt, metadata_json::text, settings_json::text, created_at, "
+                   "updated_at, message_count, turns, input_tokens, output_tokens, cost_usd, "
+                   "last_model")
+#: The same, with the times read only when ``readable`` (a planted year 10000 stays unread).
+GUARDED_COLUMNS = SESSION_COLUMNS.replace(
+    "created_at, updated_at", "CASE WHEN readable THEN created_at END, "
+    "CASE WHEN readable THEN updated_at END")
+LISTING_COLUMNS = SESSION_COLUMNS.replace("settings_json::text, ", "")
+MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backend, "
+                   "input_tokens, output_tokens, cache_creation_input_tokens, "
+                   "cache_read_input_tokens, cost_usd, stop_reason, duration_ms, ids::text")
+INSERT_MESSAGE = (f"INSERT INTO {SCHEMA}.messages "
+                  f"(session_id, {MESSAGE_COLUMNS.replace('::text', '')}) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def trusted_id(value: str) -> SessionId:
+    """A SessionId for a value the ``readable`` column already validated (same rules)."""
+    return str.__new__(SessionId, value)
+
+
+def json_object(value: str) -> dict[str, Any]:
+    parsed = {} if value == "{}" else text.loads(value)
+    if type(parsed) is not dict:
+        raise TypeError("not a JSON object")
+    return parsed
+
+
+def summary_of(row: tuple[Any, ...]) -> SessionSummary:
+    """A summary from a row the ``readable`` column passed; ValueError/TypeError if not."""
+    stats = SessionStats(row[6], row[7], row[8], row[9], row[10], text.dec(row[11]))
+    return SessionSummary(trusted_id(row[0]), text.dec(row[1]), json_object(row[2]),
+                          json_object(row[3]), row[4], row[5], stats)
+
+def message_row(session_id: str, message: Message) -> tuple[Any, ...]:
+    usage = message.usage
+    return (session_id, message.seq, message.role, text.enc(message.content),
+            message.created_at, message.status, text.enc(message.error),
+            text.enc(message.model), text.enc(message.backend), usage.input_tokens,
+            usage.output_tokens, usage.cache_creation_input_tokens,
+            usage.cache_read_input_tokens, message.cost_usd, text.enc(message.stop_reason),
+            message.duration_ms, text.dumps(message.ids))
+
+def message_of(row: tuple[Any, ...]) -> Message:
+    return Message(role=row[1], content=text.dec(row[2]), created_at=row[3], status=row[4],
+                   error=text.dec(row[5]), model=text.dec(row[6]), backend=text.dec(row[7]),
+                   usage=Usage(row[8], row[9], row[10], row[11]), cost_usd=row[12],
+                   stop_reason=text.dec(row[13]), duration_ms=row[14],
+                   ids=json_object(row[15]), seq=row[0])
+
