@@ -119,6 +119,14 @@ class BadRequest(BackendError):
     """The backend rejected the request as invalid (HTTP 400/404/413)."""
 
 
+class ContextWindowExceeded(BadRequest):
+    """A request would not fit (or did not fit) the model's context window."""
+
+
+class BudgetExceeded(ClaudeMagicError):
+    """A session's recorded cost reached its budget; the turn was refused before sending."""
+
+
 class CLINotFound(BackendUnavailable):
     """The Claude Code CLI executable could not be found."""
 
