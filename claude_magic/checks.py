@@ -243,6 +243,8 @@ def time_field(data: Mapping[str, Any], key: str, what: str) -> datetime:
     value = required_field(data, key, what)
     try:
         return parse_time(value)
+    except ValueOutOfRange as exc:
+        raise ValueOutOfRange(f"{what} {key}: {exc}") from None
     except TypeError:
         raise TypeError(f"{what} {key} must be an ISO-8601 string, "
                         f"got {type(value).__name__}") from None

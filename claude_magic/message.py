@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -188,7 +186,7 @@ def answered_turns(messages: Iterable[Message]) -> list[tuple[Message, Message]]
     return turns
 
 
-_FLOAT_MAX = sys.float_info.max
+_COST_LIMIT = float(2**63)  # what every store reads back as a session's total cost
 _TOTAL_LIMIT = 2**63  # what SQLite's INTEGER and pandas int64 hold
 
 
@@ -196,8 +194,9 @@ _TOTAL_LIMIT = 2**63  # what SQLite's INTEGER and pandas int64 hold
 class SessionStats:
     """Totals over a session's messages, kept by every store so listings need no messages.
 
-    Counts are ints from 0 to 2**63 - 1 and the cost a finite float (checked on construction,
-    so a store reading totals written by another tool gets ``TypeError`` / ``ValueError``).
+    Counts are ints from 0 to 2**63 - 1 and the cost a float from 0 to 2**63 (checked on
+    construction, so a store reading totals written by another tool gets ``TypeError`` /
+    ``ValueError``).
     """
 
     message_count: int = 0
@@ -213,20 +212,23 @@ class SessionStats:
             if type(value) is not int or not 0 <= value < _TOTAL_LIMIT:
                 setattr(self, name, check_count(value, f"session {name}"))
         cost = self.cost_usd
-        if type(cost) is not float or not -_FLOAT_MAX <= cost <= _FLOAT_MAX:
-            self.cost_usd = float(check_number(cost, "session cost_usd"))
+        if type(cost) is not float or not 0.0 <= cost < _COST_LIMIT:
+            cost = float(check_number(cost, "session cost_usd"))
+            if not 0.0 <= cost < _COST_LIMIT:
+                raise ValueOutOfRange(f"session cost_usd must be from 0 to 2**63, got {cost}")
+            self.cost_usd = cost
         if self.last_model is not None and type(self.last_model) is not str:
             check_text(self.last_model, "session last_model")
 
     def add(self, message: Message) -> None:
         """Count ``message`` in; ``ValueOutOfRange`` (nothing changed) when a total would pass
-        2**63 - 1 or the cost would stop being a finite number."""
+        2**63 - 1 or the total cost would leave 0 .. 2**63."""
         usage = message.usage
         input_tokens = self.input_tokens + usage.input_tokens
         output_tokens = self.output_tokens + usage.output_tokens
         cost = self.cost_usd + (message.cost_usd or 0.0)
         if (input_tokens >= _TOTAL_LIMIT or output_tokens >= _TOTAL_LIMIT
-                or self.message_count + 1 >= _TOTAL_LIMIT or not math.isfinite(cost)):
+                or self.message_count + 1 >= _TOTAL_LIMIT or not 0.0 <= cost < _COST_LIMIT):
             raise ValueOutOfRange(
                 "the session's token or cost totals would overflow with this message "
                 f"(input {input_tokens}, output {output_tokens}, cost {cost}); "

@@ -140,7 +140,7 @@ _COUNTS = ("message_count", "turns", "input_tokens", "output_tokens")
 _PLAIN = (
     "coalesce(" + " AND ".join(
         [f"typeof({c}) = 'integer' AND {c} >= 0" for c in _COUNTS]
-        + ["typeof(cost_usd) = 'real' AND abs(cost_usd) <= 1.7976931348623157e308",
+        + ["typeof(cost_usd) = 'real' AND cost_usd >= 0 AND cost_usd < 9223372036854775808.0",
            "typeof(system_prompt) IN ('null', 'text') AND typeof(last_model) IN ('null', 'text')",
            _plain_json("metadata"), _plain_json("settings"),
            _plain_time("created_at"), _plain_time("updated_at")]) + ", 0)"

@@ -18,7 +18,11 @@ from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.storage import StorageBackend
 
-from .oslevel import fill, full_disk, nobody_dir, run_as_nobody  # noqa: F401 (fixtures)
+from . import oslevel
+from .oslevel import fill, run_as_nobody
+
+full_disk = oslevel.full_disk  # fixtures: a small tmpfs, a folder nobody can use
+nobody_dir = oslevel.nobody_dir
 
 
 def seed(path: Path, *, sessions: int = 2) -> None:
