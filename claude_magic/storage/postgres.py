@@ -27,7 +27,7 @@ from ..errors import (
     StorageError,
     ValueOutOfRange,
 )
-from ..message import Message, Status
+from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from . import _pg_text as text
@@ -58,6 +58,8 @@ Callback = Callable[[str, "str | None"], None]
 
 _S = f"{SCHEMA}.sessions"
 _M = f"{SCHEMA}.messages"
+_STATS = (", message_count, turns, input_tokens, output_tokens, cost_usd, "
+          "last_model")
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
 _SCOPES = {"all": "", "mine": "AND owner_role = current_user", "team": "AND visibility = 'team'"}
 _DAMAGED = "unreadable row (bad id, JSON, time or total)"
@@ -186,14 +188,15 @@ class PostgresStorage:
         cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")
         return [self._report(str(row[0]), _DAMAGED) for row in cur.fetchall()]
 
-    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str) -> bool:
-        """Lock a session this role owns for a write (returns whether it is shared with the
-        team); SessionNotFound / DamagedSession / StorageError if it cannot be written."""
-        cur.execute(f"SELECT readable, visibility = 'team' FROM {_S} WHERE id = %s FOR UPDATE",
-                    (session_id,))
+    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str,
+                  extra: str = "") -> tuple[Any, ...]:
+        """Lock a session this role owns for a write; returns (shared with the team?,
+        *``extra`` columns). SessionNotFound / DamagedSession / StorageError if not writable."""
+        cur.execute(f"SELECT readable, visibility = 'team'{extra} FROM {_S} WHERE id = %s "
+                    "FOR UPDATE", (session_id,))
         row = cur.fetchone()
         if row is not None and row[0]:
-            return bool(row[1])
+            return row[1:]
         if row is not None:
             raise DamagedSession(str(session_id), self.location, _DAMAGED)
         cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
@@ -290,7 +293,7 @@ class PostgresStorage:
 
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         with self._transaction() as cur:
-            team = self._lock_own(cur, session_id)
+            team, = self._lock_own(cur, session_id)
             summary = self._header(cur, session_id)
             assert summary is not None  # locked above
             session = Session(summary.id, summary.system_prompt, summary.metadata,
@@ -305,26 +308,30 @@ class PostgresStorage:
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
         with self._transaction() as cur:
-            team = self._lock_own(cur, session_id)
+            team, *totals = self._lock_own(cur, session_id, _STATS)
+            try:
+                stats = SessionStats(*totals[:-1], text.dec(totals[-1]))
+            except (TypeError, ValueError) as exc:
+                raise DamagedSession(str(session_id), self.location,
+                                     f"unreadable totals ({exc})") from None
+            stats.add(stored)  # ValueOutOfRange, nothing written, when a total would overflow
             cur.execute(f"SELECT coalesce(max(seq) + 1, 0) FROM {_M} WHERE session_id = %s",
                         (session_id,))
             stored.seq = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(INSERT_MESSAGE, message_row(session_id, stored))
             cur.execute(
-                f"UPDATE {_S} SET updated_at = %s, message_count = message_count + 1, "
-                "turns = turns + %s, input_tokens = input_tokens + %s, "
-                "output_tokens = output_tokens + %s, cost_usd = cost_usd + %s, "
-                "last_model = coalesce(%s, last_model) WHERE id = %s",
-                (self._clock.now(), int(stored.role == "user"), stored.usage.input_tokens,
-                 stored.usage.output_tokens, stored.cost_usd or 0.0, text.enc(stored.model),
-                 session_id))
+                f"UPDATE {_S} SET updated_at = %s, message_count = %s, turns = %s, "
+                "input_tokens = %s, output_tokens = %s, cost_usd = %s, last_model = %s "
+                "WHERE id = %s",
+                (self._clock.now(), stats.message_count, stats.turns, stats.input_tokens,
+                 stats.output_tokens, stats.cost_usd, text.enc(stats.last_model), session_id))
             self._notify(cur, "appended", session_id, team=team)
         return stored.copy()
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         with self._transaction() as cur:
-            team = self._lock_own(cur, session_id)
+            team, = self._lock_own(cur, session_id)
             cur.execute(f"UPDATE {_M} SET status = %s, error = %s "
                         "WHERE session_id = %s AND seq = %s",
                         (status, text.enc(error), session_id, seq))
@@ -426,7 +433,7 @@ class PostgresStorage:
         if visibility not in ("private", "team"):
             raise ValueError(f"visibility must be 'private' or 'team', got {visibility!r}")
         with self._transaction() as cur:
-            was_team = self._lock_own(cur, SessionId(session_id))
+            was_team, = self._lock_own(cur, SessionId(session_id))
             cur.execute(f"UPDATE {_S} SET visibility = %s WHERE id = %s",
                         (visibility, session_id))
             self._notify(cur, "updated", session_id, team=was_team or visibility == "team")

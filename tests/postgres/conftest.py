@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the whole test session, and a fresh database per test.
+"""A fresh database per test on the session's real PostgreSQL server (``tests/conftest.py``).
 
 With no server programs installed the tests fail (never skip): the team store is part of what
 claude_magic promises.
@@ -13,21 +13,9 @@ import pytest
 
 from claude_magic.manager import SessionManager
 
-from .pgserver import NoServer, Server, start_server, stop_server
+from .pgserver import Server
 
 _numbers = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[Server]:
-    try:
-        server = start_server()
-    except NoServer as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        stop_server(server)
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""Fixtures for the storage tests: one manager per backend, on real files and real SQLite."""
+"""Fixtures for the storage tests: one manager per backend, on real files, real SQLite and a
+real PostgreSQL server (``tests/conftest.py``; one database per test directory)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,8 +12,11 @@ import pytest
 from claude_magic.manager import SessionManager
 from claude_magic.storage import StorageBackend
 
-KINDS = ("memory", "directory", "sqlite")
-PERSISTENT = ("directory", "sqlite")
+from ..postgres.pgserver import OWNER, Server
+
+KINDS = ("memory", "directory", "sqlite", "postgres")
+PERSISTENT = ("directory", "sqlite", "postgres")
+_SERVER: dict[str, Server] = {}  # the session's PostgreSQL server, once a test needs it
 
 
 def backend_for(kind: str, tmp_path: Path) -> StorageBackend:
@@ -20,7 +25,30 @@ def backend_for(kind: str, tmp_path: Path) -> StorageBackend:
         return StorageBackend.memory()
     if kind == "directory":
         return StorageBackend.file(tmp_path / "sessions")
+    if kind == "postgres":
+        return StorageBackend.postgres(_database(tmp_path))
     return StorageBackend.sqlite(tmp_path / "sessions.db")
+
+
+def _database(tmp_path: Path) -> str:
+    """The owner's URL of the database for ``tmp_path`` (created on first use)."""
+    server = _SERVER["server"]
+    name = "s_" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
+    import psycopg
+
+    with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}" OWNER {OWNER}')
+    return server.url(OWNER, name)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_when_needed(request: pytest.FixtureRequest) -> None:
+    """Start (once) the PostgreSQL server for tests of the postgres kind."""
+    params = getattr(request.node, "callspec", None)
+    values = params.params.values() if params is not None else ()
+    if any(value == "postgres" for value in values if isinstance(value, str)):
+        _SERVER["server"] = request.getfixturevalue("pg_server")
 
 
 @pytest.fixture(params=KINDS)
