@@ -1,5 +1,5 @@
-"""Argument parsing for the magics: argparse that raises ``MagicUsageError``, KEY=VALUE pairs,
-and did-you-mean suggestions."""
+"""Argument parsing for both front ends: argparse that raises one-line errors instead of
+exiting, KEY=VALUE pairs, and did-you-mean suggestions."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ class HelpShown(Exception):
     """``--help`` was printed; the command should stop quietly."""
 
 
+class ArgumentsError(MagicUsageError):
+    """The words of a command do not parse (argparse's usage error; the terminal exits 2)."""
+
+
 class MagicArgumentParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` raising one-line ``MagicUsageError``s, never ``SystemExit``."""
+    """An ``ArgumentParser`` raising one-line :class:`ArgumentsError`s, never ``SystemExit``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("add_help", True)
@@ -28,11 +32,11 @@ class MagicArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, exit_on_error=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise MagicUsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise ArgumentsError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if status:
-            raise MagicUsageError(f"{self.prog}: {message or 'invalid arguments'}")
+            raise ArgumentsError(f"{self.prog}: {message or 'invalid arguments'}")
         raise HelpShown
 
     def parse(self, line: str | list[str]) -> argparse.Namespace:

@@ -1,7 +1,7 @@
-"""Where errors leave the magics: every failure becomes one line, never a traceback wall.
+"""Where errors leave a front end: every failure becomes one line, never a traceback wall.
 
 :func:`magic_errors` wraps each magic's whole run (``%claude_session``, ``%%claude``,
-``%claude``):
+``%claude``) and each ``claude-magic`` command:
 
 - claude_magic's own errors (``ClaudeMagicError``) pass unchanged: they already render as
   one line through their ``_render_traceback_``;
@@ -67,8 +67,12 @@ def describe_os_error(exc: OSError) -> str:
     return f"{reason}{where}" + (f"; {advice}" if advice else "")
 
 
-def error_line(where: str, exc: BaseException) -> MagicError:
-    """The one-line :class:`MagicError` for ``exc`` raised while running ``where``."""
+TB_HINT = "run %tb for the full traceback"
+
+
+def error_line(where: str, exc: BaseException, tb_hint: str = TB_HINT) -> MagicError:
+    """The one-line :class:`MagicError` for ``exc`` raised while running ``where``
+    (``tb_hint`` says how to see the whole traceback of a bug)."""
     from ..backends.base import one_line
 
     if isinstance(exc, OSError):
@@ -82,7 +86,7 @@ def error_line(where: str, exc: BaseException) -> MagicError:
     else:
         return MagicError(one_line(
             f"{where} failed unexpectedly with {type(exc).__name__}: {exc}; this is a bug in "
-            "claude_magic: run %tb for the full traceback and report it", 400), "InternalError")
+            f"claude_magic: {tb_hint} and report it", 400), "InternalError")
     return MagicError(one_line(f"{where}: {detail}", 400), type(exc).__name__)
 
 
@@ -93,11 +97,11 @@ def command_name(magic: str, line: str) -> str:
 
 
 @contextlib.contextmanager
-def magic_errors(where: str) -> Iterator[None]:
-    """Run a magic: every ``Exception`` leaves as a one-line ``ClaudeMagicError``."""
+def magic_errors(where: str, tb_hint: str = TB_HINT) -> Iterator[None]:
+    """Run a command: every ``Exception`` leaves as a one-line ``ClaudeMagicError``."""
     try:
         yield
     except ClaudeMagicError:
         raise
     except Exception as exc:
-        raise error_line(where, exc) from exc
+        raise error_line(where, exc, tb_hint) from exc

@@ -2,7 +2,8 @@
 
 One instance per shell holds the :class:`~claude_magic.workspace.Workspace` (the manager and
 the current session) and a lazily made :class:`~claude_magic.client.Client`. The work is done
-by :mod:`.session_commands` (``%claude_session``) and :mod:`.prompt` (``%%claude``).
+by :mod:`claude_magic.commands` through :mod:`.session_commands` (``%claude_session``)
+and :mod:`.prompt` (``%%claude``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, observe, validate
 
+from ..commands.boundary import command_name, magic_errors
 from ..errors import ClaudeMagicError, MagicUsageError, StorageError
 from ..workspace import Workspace
-from .boundary import command_name, magic_errors
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -169,7 +170,7 @@ class ClaudeMagics(Magics):
 
     @validate("max_tokens")
     def _check_max_tokens(self, proposal: Any) -> int:
-        from .arguments import check_max_tokens
+        from ..commands.arguments import check_max_tokens
 
         try:
             return check_max_tokens(proposal["value"], "ClaudeMagics.max_tokens")
@@ -197,6 +198,21 @@ class ClaudeMagics(Magics):
                 raise MagicUsageError(f"check %config ClaudeMagics: {exc}") from None
             self._client = Client(config, manager=self.manager)
         return self._client
+
+    def open_panel(self) -> Any:
+        """``%claude_session panel``: a new session browser (the old one stops listening)."""
+        from ..widget import panel
+
+        if self.panel is not None:  # one live panel per kernel
+            self.panel.close()
+
+        def new_session(session_id: str | None) -> Any:
+            builder = self.manager.create_session(session_id)
+            return builder.with_system_prompt(self.system_prompt).build()
+
+        self.panel = panel(manager=self.manager, workspace=self.workspace,
+                           export_dir=self.notebook_dir, new_session=new_session)
+        return self.panel
 
     def close(self) -> None:
         """Release the panel and the store (``%unload_ext``)."""

@@ -16,7 +16,7 @@ import re
 from collections.abc import Container, Mapping
 from typing import Any
 
-from .arguments import require_utf8, text_of
+from ..commands.arguments import require_utf8, text_of
 
 _REFERENCE = re.compile(
     r"(?<!\{)\{"

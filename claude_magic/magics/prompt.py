@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.display import JSON, display
 
-from ..errors import MagicUsageError
-from .arguments import (
+from ..commands.arguments import (
     HelpShown,
     MagicArgumentParser,
     check_max_tokens,
@@ -19,9 +18,11 @@ from .arguments import (
     require_utf8,
     split_line,
 )
+from ..commands.context import current_id
+from ..errors import MagicUsageError
 from .interpolation import interpolate
 from .rendering import LiveAnswer, show_answer
-from .session_commands import current_id
+from .session_commands import context_of
 
 if TYPE_CHECKING:
     from ..client import Client, Query, Response
@@ -68,14 +69,14 @@ def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
         print(f"Created session {session.id} and switched to it.")
         return session.id
     if args.session:
-        return current_id(magics, args.session)
+        return current_id(context_of(magics), args.session)
     if magics.workspace.current is None:
         session = (magics.manager.create_session()
                    .with_system_prompt(magics.system_prompt).build())
         magics.workspace.current = session.id
         print(f"Created session {session.id} (no session was current).")
         return session.id
-    return current_id(magics)
+    return current_id(context_of(magics))
 
 
 def _build_query(client: Client, args: argparse.Namespace, prompt: str,

@@ -1,0 +1,153 @@
+"""The one table of subcommands, shared by ``%claude_session`` and ``claude-magic``.
+
+Each :class:`Subcommand` names its argparse configuration and its handler; ``terminal``
+says whether it makes sense outside a kernel. :func:`run_command` parses the words, runs the
+handler with the front end's :class:`~.context.Context`, and gives the result to its sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import MagicUsageError
+from . import cleanup, sessions, transfer
+from .arguments import ArgumentsError, HelpShown, MagicArgumentParser, did_you_mean
+from .context import Context, Message
+
+Handler = Callable[[Context, argparse.Namespace], Any]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    summary: str
+    handler: Handler
+    configure: Callable[[MagicArgumentParser], None]
+    terminal: bool = True
+
+    def parser(self, prog: str = "%claude_session") -> MagicArgumentParser:
+        parser = MagicArgumentParser(prog=f"{prog} {self.name}", description=self.summary)
+        self.configure(parser)
+        return parser
+
+
+def no_args(p: MagicArgumentParser) -> None:
+    """No arguments."""
+
+
+def storage_args(p: MagicArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="a directory, sqlite:///path or memory")
+
+
+def cmd_storage(ctx: Context, args: argparse.Namespace) -> Message:
+    if args.spec:
+        if ctx.use_storage is None:
+            raise MagicUsageError(f"{ctx.prog} storage takes no store; choose one with "
+                                  f"{ctx.prog} --store SPEC")
+        ctx.use_storage(args.spec)
+    manager = ctx.manager
+    damaged = [str(entry) for entry in manager.damaged()]
+    lines = [f"Sessions are stored in {manager.location} ({manager.count()} sessions)."]
+    lines += [f"  damaged, skipped: {entry}" for entry in damaged]
+    return Message("\n".join(lines), location=manager.location, count=manager.count(),
+                   damaged=damaged)
+
+
+def cmd_panel(ctx: Context, args: argparse.Namespace) -> Any:
+    if ctx.open_panel is None:
+        raise MagicUsageError("the session browser needs a notebook; use "
+                              f"{ctx.prog} list and {ctx.prog} show here")
+    return ctx.open_panel()
+
+
+def help_args(p: MagicArgumentParser) -> None:
+    p.add_argument("subcommand", nargs="?", help="a subcommand to explain")
+
+
+def commands_for(ctx: Context) -> dict[str, Subcommand]:
+    """The subcommands this front end offers."""
+    if not ctx.terminal:
+        return SUBCOMMANDS
+    return {name: c for name, c in SUBCOMMANDS.items() if c.terminal}
+
+
+def help_text(ctx: Context) -> str:
+    table = commands_for(ctx)
+    width = max(len(name) for name in table)
+    lines = [f"{ctx.prog} SUBCOMMAND [options]   (SUBCOMMAND --help for details)", ""]
+    lines += [f"  {c.name.ljust(width)}  {c.summary}" for c in table.values()]
+    if not ctx.terminal:
+        lines += ["", "Bare %claude_session shows the current session. "
+                  "Ask with %%claude or %claude."]
+    return "\n".join(lines)
+
+
+def cmd_help(ctx: Context, args: argparse.Namespace) -> None:
+    if args.subcommand:
+        lookup(ctx, args.subcommand).parser(ctx.prog).print_help()
+        return None
+    print(help_text(ctx))
+    return None
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    c.name: c
+    for c in (
+        Subcommand("new", "create a session and switch to it", sessions.cmd_new,
+                   sessions.new_args),
+        Subcommand("switch", "make another session current", sessions.cmd_switch,
+                   sessions.one_id_args, terminal=False),
+        Subcommand("list", "list sessions, newest first", sessions.cmd_list, sessions.list_args),
+        Subcommand("show", "show a session's metadata and transcript", sessions.cmd_show,
+                   sessions.optional_id_args),
+        Subcommand("meta", "show, set or unset metadata", sessions.cmd_meta,
+                   sessions.meta_args),
+        Subcommand("settings", "show or set per-session model, backend, max_tokens",
+                   sessions.cmd_settings, sessions.meta_args),
+        Subcommand("system", "show or set the system prompt", sessions.cmd_system,
+                   sessions.system_args),
+        Subcommand("fork", "copy the current session and switch to the copy",
+                   sessions.cmd_fork, sessions.fork_args),
+        Subcommand("delete", "delete a session (with --yes)", cleanup.cmd_delete,
+                   cleanup.delete_args),
+        Subcommand("clear", "delete every session (with --yes)", cleanup.cmd_clear,
+                   cleanup.clear_args),
+        Subcommand("prune", "delete old sessions (lists them without --yes)",
+                   cleanup.cmd_prune, cleanup.prune_args),
+        Subcommand("export", "write a session as ipynb, md, json, csv or a DataFrame",
+                   transfer.cmd_export, transfer.export_args),
+        Subcommand("import", "load a session from a JSON export", transfer.cmd_import,
+                   transfer.import_args),
+        Subcommand("panel", "open the session browser", cmd_panel, no_args, terminal=False),
+        Subcommand("storage", "show or change where sessions are stored", cmd_storage,
+                   storage_args),
+        Subcommand("help", "this list, or help on one subcommand", cmd_help, help_args),
+    )
+}
+
+
+def lookup(ctx: Context, name: str) -> Subcommand:
+    """The subcommand ``name`` of this front end, else a one-line usage error."""
+    table = commands_for(ctx)
+    if name in table:
+        return table[name]
+    raise ArgumentsError(f"unknown subcommand {name!r}{did_you_mean(name, table)}; "
+                         f"see {ctx.prog} help")
+
+
+def run_command(ctx: Context, words: list[str]) -> Any:
+    """Parse ``words`` (a subcommand and its arguments), run it, show its result.
+
+    Bad arguments raise :class:`ArgumentsError`; other errors (``ClaudeMagicError``) pass.
+    """
+    try:
+        if words[0] in ("-h", "--help"):
+            words = ["help"]
+        command = lookup(ctx, words[0])
+        args = command.parser(ctx.prog).parse(words[1:])
+        return ctx.out.show(command.handler(ctx, args))
+    except HelpShown:
+        return None
