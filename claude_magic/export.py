@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,7 @@ from .errors import ClaudeMagicError
 from .message import Message, SessionStats
 from .session import Session, SessionId
 from .storage import _jsonio
-from .times import format_time, utc_now
+from .times import format_time, parse_time, utc_now
 
 if TYPE_CHECKING:
     import pandas
@@ -127,7 +128,11 @@ def _utc(values: list[Any]) -> Any:
 
     if not values:
         return pd.array([], dtype=_UTC)
-    return pd.array(pd.to_datetime(values, utc=True, format="ISO8601"), dtype=_UTC)
+    try:
+        return pd.array(pd.to_datetime(values, utc=True, format="ISO8601"), dtype=_UTC)
+    except (OverflowError, ValueError):  # pandas 2 parses to nanoseconds: years 1677-2262 only
+        return pd.array([v if isinstance(v, datetime) else parse_time(v) for v in values],
+                        dtype=_UTC)
 
 
 def text_dtype() -> str:
