@@ -47,6 +47,11 @@ class TestingShell(InteractiveShell):
         a test run's summary. The shell stays usable (a fixture may still unload an extension).
         """
         atexit.unregister(self.atexit_operations)
+        for magics in self.magics_manager.registry.values():
+            stop = getattr(magics, "kill_bg_processes", None)  # %%script --bg registers it too
+            if stop is not None:
+                atexit.unregister(stop)
+                stop()
         for path in self.tempfiles:
             path.unlink(missing_ok=True)
         for folder in self.tempdirs:
