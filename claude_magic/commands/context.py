@@ -27,11 +27,14 @@ class Output(Protocol):
 
     def show(self, result: Any) -> Any: ...
 
+    def write(self, text: str) -> None:
+        """Write a piece of a streamed answer at once."""
+
 
 class Message:
     """A one- or few-line report for people, with the same facts as data for ``--json``."""
 
-    def __init__(self, text: str, **data: Any) -> None:
+    def __init__(self, text: str, /, **data: Any) -> None:
         self.text = text
         self.data = data
 
@@ -39,7 +42,7 @@ class Message:
         return self.text
 
     def to_json(self) -> Any:
-        return {"message": self.text, **self.data}
+        return {"message": self.text, **self.data} if self.text else self.data
 
 
 @dataclass

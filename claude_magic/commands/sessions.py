@@ -42,9 +42,8 @@ def cmd_new(ctx: Context, args: argparse.Namespace) -> Message:
         builder.with_backend(check_setting("backend", args.backend))
     session = builder.build()
     ctx.current = session.id
-    if ctx.terminal:
-        return Message(f"Created session {session.id}.", id=str(session.id))
-    return Message(f"Created session {session.id} and switched to it.", id=str(session.id))
+    switched = "" if ctx.terminal else " and switched to it"
+    return Message(f"Created session {session.id}{switched}.", id=str(session.id))
 
 
 def one_id_args(p: MagicArgumentParser) -> None:
@@ -162,5 +161,6 @@ def cmd_fork(ctx: Context, args: argparse.Namespace) -> Message:
     source = current_id(ctx, args.source)
     fork = ctx.manager.fork(source, args.new_id)
     ctx.current = fork.id
-    return Message(f"Forked session {source} into {fork.id} and switched to it.",
-                   source=source, id=fork.id)
+    switched = "" if ctx.terminal else " and switched to it"
+    return Message(f"Forked session {source} into {fork.id}{switched}.", source=source,
+                   id=fork.id)

@@ -1,7 +1,8 @@
 """The one table of subcommands, shared by ``%claude_session`` and ``claude-magic``.
 
-Each :class:`Subcommand` names its argparse configuration and its handler; ``terminal``
-says whether it makes sense outside a kernel. :func:`run_command` parses the words, runs the
+Each :class:`Subcommand` names its argparse configuration and its handler; ``terminal`` and
+``kernel`` say which front ends offer it (``switch`` and ``panel`` need a kernel; ``ask`` is
+the terminal's ``%%claude``). :func:`run_command` parses the words, runs the
 handler with the front end's :class:`~.context.Context`, and gives the result to its sink.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MagicUsageError
-from . import cleanup, sessions, transfer
+from . import ask, cleanup, sessions, transfer
 from .arguments import ArgumentsError, HelpShown, MagicArgumentParser, did_you_mean
 from .context import Context, Message
 
@@ -27,6 +28,7 @@ class Subcommand:
     handler: Handler
     configure: Callable[[MagicArgumentParser], None]
     terminal: bool = True
+    kernel: bool = True
 
     def parser(self, prog: str = "%claude_session") -> MagicArgumentParser:
         parser = MagicArgumentParser(prog=f"{prog} {self.name}", description=self.summary)
@@ -69,9 +71,8 @@ def help_args(p: MagicArgumentParser) -> None:
 
 def commands_for(ctx: Context) -> dict[str, Subcommand]:
     """The subcommands this front end offers."""
-    if not ctx.terminal:
-        return SUBCOMMANDS
-    return {name: c for name, c in SUBCOMMANDS.items() if c.terminal}
+    return {name: c for name, c in SUBCOMMANDS.items()
+            if (c.terminal if ctx.terminal else c.kernel)}
 
 
 def help_text(ctx: Context) -> str:
@@ -124,6 +125,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
         Subcommand("panel", "open the session browser", cmd_panel, no_args, terminal=False),
         Subcommand("storage", "show or change where sessions are stored", cmd_storage,
                    storage_args),
+        Subcommand("ask", "ask in a session (a new one unless -s ID), streaming the answer",
+                   ask.cmd_ask, ask.ask_args, kernel=False),
         Subcommand("help", "this list, or help on one subcommand", cmd_help, help_args),
     )
 }

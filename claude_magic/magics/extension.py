@@ -9,7 +9,6 @@ and :mod:`.prompt` (``%%claude``).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +16,19 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, observe, validate
 
 from ..commands.boundary import command_name, magic_errors
-from ..errors import ClaudeMagicError, MagicUsageError, StorageError
+from ..commands.store import (
+    DEFAULT_DIRECTORY,
+    STORAGE_ENV,
+    absolute_spec,
+    default_storage,
+    open_readable,
+)
+from ..errors import ClaudeMagicError, MagicUsageError
 from ..workspace import Workspace
 
 if TYPE_CHECKING:
     from ..client import Client
     from ..manager import SessionManager
-
-STORAGE_ENV = "CLAUDE_MAGIC_STORAGE"
-DEFAULT_DIRECTORY = ".claude_sessions"
 
 
 def notebook_directory(shell: Any) -> Path:
@@ -43,51 +46,6 @@ def notebook_directory(shell: Any) -> Path:
             if path.is_absolute() and path.parent.is_dir():
                 return path.parent.resolve()
     return Path.cwd().resolve()
-
-
-def default_storage(notebook_dir: Path) -> str:
-    """``$CLAUDE_MAGIC_STORAGE``, else ``.claude_sessions/`` beside the notebook (absolute)."""
-    from_env = os.environ.get(STORAGE_ENV, "").strip()
-    if from_env:
-        return from_env
-    return str(notebook_dir / DEFAULT_DIRECTORY)
-
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def absolute_spec(spec: str) -> str:
-    """Resolve a relative directory or ``sqlite:///`` path now, so ``%cd`` cannot move it.
-
-    A ``scheme://`` the stores do not know is refused (it would otherwise name a directory).
-    """
-    from ..storage import StorageBackend
-
-    backend = StorageBackend.parse(spec)
-    scheme = _SCHEME.match(spec.strip())
-    if scheme and backend.kind == "file" and scheme.group(1).lower() != "file":
-        raise StorageError(f"unknown storage scheme {scheme.group(1)!r} in {spec.strip()!r}; "
-                           "use a directory, sqlite:///path or memory")
-    if backend.kind == "memory" or backend.path is None:
-        return str(backend)
-    resolved = os.path.abspath(Path(backend.path).expanduser())  # a link stays a link
-    return str(StorageBackend(backend.kind, resolved))
-
-
-def open_readable(spec: str) -> SessionManager:
-    """A manager on ``spec`` whose store could be opened and read, else a one-line error."""
-    from ..manager import SessionManager
-
-    with magic_errors(f"cannot use the store {spec}"):
-        manager = SessionManager.with_storage(spec)
-    try:
-        with magic_errors(f"cannot read the store {spec}"):
-            manager.list()
-            manager.damaged()
-    except BaseException:
-        manager.close()
-        raise
-    return manager
 
 
 @magics_class

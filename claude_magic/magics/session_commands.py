@@ -26,6 +26,9 @@ class KernelOutput:
             return None
         return result
 
+    def write(self, text: str) -> None:
+        print(text, end="", flush=True)
+
 
 def context_of(magics: ClaudeMagics) -> Context:
     """The context the subcommands run in, for this shell."""
