@@ -1,6 +1,7 @@
 """The ``anthropic`` backend: the official SDK, streaming Messages API.
 
-Every request carries the session's system prompt and its whole answered history. The key and
+Every request carries the session's system prompt and its answered history (after compaction:
+the summary and the turns after it), with prompt-caching breakpoints (:mod:`.caching`). The key and
 base URL are read from the environment (``ANTHROPIC_API_KEY``, ``ANTHROPIC_BASE_URL``) at each
 turn and handed to the SDK only; they are never stored. The SDK retries 408/409/429/5xx/529
 and connection errors ``Config.retries`` times, honouring ``retry-after(-ms)``. The SDK is
@@ -20,17 +21,24 @@ from ..errors import (
     BackendTimeout,
     BackendUnavailable,
     BadRequest,
+    ContextWindowExceeded,
     OverloadedError,
     RateLimitError,
 )
 from ..message import Usage
 from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
+from .caching import build_request
 from .pricing import estimate_cost
+
+TOO_LONG = "prompt is too long"
+OVERFLOW_FIXES = ("compact the session (`%claude_session compact` / client.compact(id)) or "
+                  "leave old turns out (Config(context='truncate') / "
+                  "%config ClaudeMagics.context = 'truncate')")
 
 if TYPE_CHECKING:
     import anthropic
 
-    from ..client import Config
+    from ..config import Config
 
 NO_KEY = ("no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), or use "
           "Config(backend='echo') to work offline")
@@ -75,7 +83,7 @@ class AnthropicBackend:
 
         config = request.config
         sdk = self._sdk(config)
-        reading = _Reading()
+        reading = _Reading(config.cache)
         try:
             with sdk.messages.stream(**_arguments(request)) as stream:
                 yield from reading.texts(stream)
@@ -93,15 +101,25 @@ class AnthropicBackend:
         yield reading.result()
 
 
+    def count_tokens(self, request: TurnRequest) -> int:
+        """The request's input tokens by ``POST /v1/messages/count_tokens`` (no answer made)."""
+        import anthropic
+
+        sdk = self._sdk(request.config)
+        kwargs = _arguments(request)
+        kwargs.pop("max_tokens")
+        try:
+            return int(sdk.messages.count_tokens(**kwargs).input_tokens)
+        except (anthropic.AnthropicError, OSError, TypeError, ValueError) as exc:
+            raise map_error(exc, request.config, str(sdk.base_url), _Reading(None),
+                            request) from exc
+
+
 def _arguments(request: TurnRequest) -> dict[str, Any]:
-    """The ``messages.stream(...)`` keyword arguments: model, limit, history, prompt, system."""
-    messages = [{"role": m.role, "content": m.content} for m in request.history]
-    messages.append({"role": "user", "content": request.prompt})
-    kwargs: dict[str, Any] = {"model": request.model, "max_tokens": request.max_tokens,
-                              "messages": messages}
-    if request.system:
-        kwargs["system"] = request.system
-    return kwargs
+    """The ``messages.stream(...)`` keyword arguments: model, limit, history, prompt, system,
+    with the cache breakpoints of ``Config.cache``."""
+    return build_request(request.model, request.max_tokens, request.system, request.history,
+                         request.prompt, request.config.cache)
 
 
 class _Reading:
@@ -110,7 +128,8 @@ class _Reading:
     Only an answer that reached ``message_stop`` is complete; the SDK itself ends quietly when
     the body ends early (a clean EOF or a clean end of the chunked body)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: str | None) -> None:
+        self.cache = cache
         self.chars = 0
         self.snapshot: Any = None
         self.complete = False
@@ -134,10 +153,21 @@ class _Reading:
         message = self.snapshot
         if message is None:
             return TurnResult(ids=ids)
-        usage = Usage.from_dict(message.usage.model_dump())
+        reported = message.usage.model_dump()
+        usage = Usage.from_dict(reported)
         return TurnResult(model=message.model, stop_reason=message.stop_reason, usage=usage,
-                          cost_usd=estimate_cost(message.model, usage),
+                          cost_usd=estimate_cost(message.model, usage,
+                                                 hour_writes(reported, self.cache)),
                           ids={"message_id": message.id, **ids})
+
+
+def hour_writes(usage: dict[str, Any], cache: str | None) -> int:
+    """Cache-write tokens billed at the 1-hour rate: from the API's ``cache_creation`` split
+    when it reports one, else all writes when the request asked for ``"1h"``."""
+    split = usage.get("cache_creation")
+    if isinstance(split, dict) and split.get("ephemeral_1h_input_tokens") is not None:
+        return int(split["ephemeral_1h_input_tokens"])
+    return int(usage.get("cache_creation_input_tokens") or 0) if cache == "1h" else 0
 
 
 def _is_transport_error(exc: BaseException) -> bool:
@@ -199,6 +229,10 @@ def map_error(exc: BaseException, config: Config, base_url: str, reading: _Readi
     if status >= 500 or kind in ("overloaded_error", "api_error"):
         return OverloadedError(f"the Messages API is overloaded or failing ({where}: {detail})"
                                f"{retried}; try again shortly")
+    if status in (400, 413) and TOO_LONG in detail.lower():
+        return ContextWindowExceeded(
+            f"the request does not fit the context window of {request.model} ({detail}); "
+            f"{OVERFLOW_FIXES}")
     if status in (400, 404, 413, 422) or kind in (
             "invalid_request_error", "not_found_error", "request_too_large"):
         return BadRequest(f"the Messages API rejected the request ({where}: {detail})")

@@ -19,7 +19,7 @@ from ..errors import BackendError
 from ..message import Message, Usage
 
 if TYPE_CHECKING:
-    from ..client import Config
+    from ..config import Config
     from ..manager import SessionManager
 
 _WORD = re.compile(r"\s*\S+|\s+")
@@ -28,7 +28,9 @@ _WORD = re.compile(r"\s*\S+|\s+")
 @dataclass
 class TurnRequest:
     """Everything a backend needs for one turn. ``history`` holds only answered turns
-    (``ok`` user/assistant pairs), oldest first; ``prompt`` is the new user message."""
+    (``ok`` user/assistant pairs), oldest first, as the model is to see them (after a
+    compaction the summary comes first); ``prompt`` is the new user message. ``turn_index``
+    counts every answered turn the session has stored, compacted ones included."""
 
     prompt: str
     history: Sequence[Message]
@@ -39,6 +41,7 @@ class TurnRequest:
     session_id: str | None = None
     manager: SessionManager | None = None
     offline_reason: str | None = None
+    turn_index: int | None = None
 
 
 @dataclass

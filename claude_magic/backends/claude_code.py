@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..compaction import is_summary
 from ..errors import (
     AuthenticationError,
     BackendError,
@@ -41,7 +42,7 @@ from ..message import Message, Usage
 from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
 
 if TYPE_CHECKING:
-    from ..client import Config
+    from ..config import Config
 
 INSTALL_HINT = "install it with `npm install -g @anthropic-ai/claude-code`"
 SESSION_ID_KEY = "claude_session_id"
@@ -80,9 +81,14 @@ def _bundled_binary() -> str | None:
 
 
 def cli_session_to_resume(history: Sequence[Message]) -> str | None:
-    """The CLI session id of the last answer, if that answer came from the CLI."""
+    """The CLI session id of the last answer, if that answer came from the CLI and was given
+    after the session's last compaction (else a fresh CLI conversation starts, seeded with the
+    summary and the turns kept after it)."""
+    summary = max((m.seq or 0 for m in history if is_summary(m)), default=None)
     for message in reversed(history):
         if message.role == "assistant":
+            if summary is not None and (message.seq or 0) <= summary:
+                return None
             return message.ids.get(SESSION_ID_KEY) or None
     return None
 

@@ -68,7 +68,9 @@ class ReplayBackend:
                                      "Config(replay_source=<session id or exported JSON file>)")
         source = os.fspath(source)
         turns = recorded_turns(load_recording(source, request))
-        index = sum(1 for m in request.history if m.role == "user")
+        index = request.turn_index
+        if index is None:
+            index = sum(1 for m in request.history if m.role == "user")
         if index >= len(turns):
             raise ReplayMismatch(
                 f"turn {index + 1} ({one_line(request.prompt, 60)!r}) is not in the recording "

@@ -1,26 +1,30 @@
 """A fake Anthropic Messages API server on 127.0.0.1, for tests and offline demos.
 
-Real HTTP, real server-sent events, in the formats of ``wire-formats.md``: point the official
-SDK (``base_url=server.url``), the Claude Code CLI or a notebook (``ANTHROPIC_BASE_URL``) at it::
+Real HTTP, real server-sent events, in the formats of ``wire-formats.md`` (:mod:`.wire`):
+point the official SDK (``base_url=server.url``), the Claude Code CLI or a notebook
+(``ANTHROPIC_BASE_URL``) at it::
 
-    with FakeMessagesServer() as server:
+    with FakeMessagesServer(context_window=50_000) as server:
         server.reply("Hello", chunks=["Hel", "lo"])
         server.fail(529, times=2, retry_after_ms=1)
         server.end_early("Partial", after=1, how="eof")   # no message_stop: cut short
         client = anthropic.Anthropic(api_key="test", base_url=server.url)
         ...
-        server.message_requests[-1].body["messages"]
+        server.message_requests[-1].messages       # plain role/content, for assertions
+        server.advance(301)                        # 5-minute cache entries expire
 
 Scripted replies and failures are used in order, one per ``POST /v1/messages``; when the script
-is empty the server gives a default answer that says it comes from no model. Run it alone with
-``python -m claude_magic.testing.fake_server [--port N]``.
+is empty the server gives a default answer that says it comes from no model. It keeps a prompt
+cache (:mod:`.prompt_cache`: ``cache_control`` breakpoints, TTLs, minimum cacheable length,
+usage reported as the API does), refuses a prompt over ``context_window`` with the API's 400
+``prompt is too long`` body, and answers ``POST /v1/messages/count_tokens``. Run it alone with
+``python -m claude_magic.testing.fake_server [--port N] [--context-window N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import socket
 import struct
 import threading
@@ -28,105 +32,31 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..backends.base import split_words  # the chunking the offline backends use too
-
-DEFAULT_PREFIX = "[fake Messages API server — no model was called]"
-
-ERROR_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-    500: "api_error", 529: "overloaded_error",
-}
-STATUS_OF_TYPE = {v: k for k, v in ERROR_TYPES.items()}
-# How a stream cut short by ``end_early`` ends (see FakeMessagesServer.end_early).
-ENDINGS = ("chunked", "eof", "truncate", "reset")
-CUT_POINTS = ("message_start", "content_block_start", "content_block_stop", "message_delta")
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def estimate_tokens(text: str) -> int:
-    """A deterministic stand-in for a tokenizer: words and punctuation marks."""
-    return len(_TOKEN.findall(text))
-
-
-def text_of(content: Any) -> str:
-    """The text of a message ``content`` (a string, or a list of blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(text_of(b.get("text", b.get("content", ""))) for b in content
-                         if isinstance(b, dict))
-    return ""
-
-
-def last_user_text(body: dict[str, Any]) -> str:
-    """The last text block of the last user message (what a person typed)."""
-    for message in reversed(body.get("messages") or []):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, list):
-            texts = [b.get("text", "") for b in content
-                     if isinstance(b, dict) and b.get("type") == "text"]
-            return texts[-1] if texts else text_of(content)
-        return text_of(content)
-    return ""
-
-
-def input_tokens_of(body: dict[str, Any]) -> int:
-    system = text_of(body.get("system") or "")
-    return estimate_tokens(system) + sum(
-        estimate_tokens(text_of(m.get("content"))) for m in body.get("messages") or [])
-
-
-@dataclass
-class Reply:
-    """A scripted answer. ``chunks`` default to the text split into words; ``usage`` keys
-    override the estimated counts; ``error_after`` sends an ``error`` event after that many
-    chunks (a mid-stream failure); ``delay`` waits before each chunk (a slow stream);
-    ``cut_after`` ends the response early in the way ``cut_how`` names (see ``end_early``)."""
-
-    text: str
-    chunks: list[str] | None = None
-    usage: dict[str, int] = field(default_factory=dict)
-    stop_reason: str = "end_turn"
-    model: str | None = None
-    delay: float = 0.0
-    error_after: int | None = None
-    error_type: str = "overloaded_error"
-    error_message: str = "Overloaded"
-    cut_after: str | int | None = None
-    cut_how: str = "chunked"
-
-
-@dataclass
-class Failure:
-    """A scripted HTTP error response (used ``times`` times in a row)."""
-
-    status: int
-    error_type: str
-    message: str
-    headers: dict[str, str]
-    times: int = 1
-
-
-@dataclass
-class RecordedRequest:
-    """One request the server received. Credential header values are redacted in ``headers``;
-    ``api_key`` holds the key that was sent (in memory only, never in ``repr``)."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-    auth_scheme: str | None
-    api_key: str | None = field(default=None, repr=False)
+from ..backends.base import split_words
+from .prompt_cache import PromptCache, RequestRefused
+from .wire import (  # noqa: F401  (re-exported: tests and users import them from here)
+    CUT_POINTS,
+    DEFAULT_PREFIX,
+    ENDINGS,
+    ERROR_TYPES,
+    STATUS_OF_TYPE,
+    Failure,
+    RecordedRequest,
+    Reply,
+    cut_here,
+    default_message,
+    error_body,
+    estimate_tokens,
+    events_of,
+    input_tokens_of,
+    last_user_text,
+    message_of,
+    text_of,
+)
 
 
 class FakeMessagesServer:
@@ -135,12 +65,20 @@ class FakeMessagesServer:
     ``api_key=None`` accepts any non-empty key (``x-api-key`` or ``Authorization: Bearer``);
     a string accepts only that key; ``require_auth=False`` accepts requests without one.
     ``default_reply`` replaces the built-in answer given when the script is empty.
+    ``context_window``: prompts over it (tokens) get the API's 400 ``prompt is too long``;
+    ``min_cacheable_tokens`` overrides the model's minimum cacheable prefix; ``prompt_cache``
+    off ignores ``cache_control`` (every token uncached).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str | None = None,
                  require_auth: bool = True, model: str = "claude-sonnet-4-6",
-                 default_reply: str | None = None) -> None:
+                 default_reply: str | None = None, context_window: int | None = None,
+                 min_cacheable_tokens: int | None = None, prompt_cache: bool = True) -> None:
         self.api_key = api_key
+        self.context_window = context_window
+        self.prompt_cache = prompt_cache
+        self._clock_offset = 0.0
+        self.cache = PromptCache(self.now, min_cacheable_tokens)
         self.default_reply = default_reply
         self.require_auth = require_auth
         self.model = model
@@ -184,6 +122,27 @@ class FakeMessagesServer:
     def __repr__(self) -> str:
         return f"FakeMessagesServer({self.url!r}, {len(self._script)} scripted)"
 
+    # --- the prompt cache's clock -----------------------------------------------------------
+
+    def now(self) -> float:
+        """The cache's clock: monotonic seconds, moved on by :meth:`advance`."""
+        return time.monotonic() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the cache's clock on (``advance(301)`` expires 5-minute entries)."""
+        self._clock_offset += seconds
+
+    def _prompt_usage(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Input usage from the prompt cache (``RequestRefused`` for an invalid request)."""
+        if not self.prompt_cache:
+            tokens = input_tokens_of(body)
+            if self.context_window is not None and tokens > self.context_window:
+                from .prompt_cache import too_long
+
+                raise RequestRefused(too_long(tokens, self.context_window))
+            return None
+        return self.cache.account(body, self.context_window)
+
     # --- scripting ------------------------------------------------------------------------
 
     def reply(self, text: str, *, chunks: Iterable[str] | None = None,
@@ -208,7 +167,7 @@ class FakeMessagesServer:
         if should_retry is not None:
             extra["x-should-retry"] = "true" if should_retry else "false"
         kind = error_type or ERROR_TYPES.get(status, "api_error")
-        return self._push(Failure(status, kind, message or _default_message(kind), extra, times))
+        return self._push(Failure(status, kind, message or default_message(kind), extra, times))
 
     def fail_mid_stream(self, text: str = "Partial answer", *, after: int | None = None,
                         error_type: str = "overloaded_error", message: str = "Overloaded",
@@ -255,10 +214,11 @@ class FakeMessagesServer:
             return len(self._script)
 
     def reset(self) -> None:
-        """Forget the script and the recorded requests."""
+        """Forget the script, the recorded requests and the prompt cache."""
         with self._lock:
             self._script.clear()
             self.requests.clear()
+        self.cache.clear()
 
     @property
     def message_requests(self) -> list[RecordedRequest]:
@@ -288,17 +248,6 @@ class FakeMessagesServer:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def _default_message(error_type: str) -> str:
-    return {"authentication_error": "invalid x-api-key", "rate_limit_error": "Rate limited",
-            "overloaded_error": "Overloaded", "api_error": "Internal server error",
-            "not_found_error": "Not found"}.get(error_type, error_type.replace("_", " "))
-
-
-def _error_body(error_type: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": error_type, "message": message},
-            "request_id": f"req_fake_{uuid.uuid4().hex[:20]}"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -370,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_error(self, status: int, error_type: str, message: str,
                     headers: dict[str, str] | None = None) -> None:
-        self._send_json(status, _error_body(error_type, message), headers)
+        self._send_json(status, error_body(error_type, message), headers)
 
     def do_GET(self) -> None:
         request = self._record()
@@ -405,15 +354,21 @@ class _Handler(BaseHTTPRequestHandler):
         item = self.fake._next(body)
         if isinstance(item, Failure):
             self._send_error(item.status, item.error_type, item.message, item.headers)
-        elif body.get("stream"):
-            self._stream(item, body)
+            return
+        try:
+            prompt = self.fake._prompt_usage(body)
+        except RequestRefused as exc:
+            self._send_error(400, "invalid_request_error", str(exc))
+            return
+        if body.get("stream"):
+            self._stream(item, body, prompt)
         elif item.cut_after is not None:
-            self._send_cut_json(item, body)
+            self._send_cut_json(item, body, prompt)
         elif item.error_after is not None:
             self._send_error(STATUS_OF_TYPE.get(item.error_type, 500), item.error_type,
                              item.error_message)
         else:
-            self._send_json(200, _message(item, body))
+            self._send_json(200, message_of(item, body, prompt))
 
     def _authorized(self, request: RecordedRequest) -> bool:
         fake = self.fake
@@ -425,7 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+    def _stream(self, reply: Reply, body: dict[str, Any],
+                prompt: dict[str, Any] | None) -> None:
         chunked = reply.cut_how != "eof"  # an "eof" body is ended by closing the connection
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
@@ -436,7 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             texts = 0
-            for event in _events(reply, body):
+            for event in events_of(reply, body, prompt):
                 if event is None:
                     time.sleep(reply.delay)
                     continue
@@ -445,16 +401,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload) if chunked
                                  else payload)
                 texts += name == "content_block_delta"
-                if _cut_here(reply.cut_after, name, texts):
+                if cut_here(reply.cut_after, name, texts):
                     self._end_early(reply.cut_how)
                     return
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-stream
 
-    def _send_cut_json(self, reply: Reply, body: dict[str, Any]) -> None:
+    def _send_cut_json(self, reply: Reply, body: dict[str, Any],
+                       prompt: dict[str, Any] | None) -> None:
         """A non-streamed answer whose body stops half-way (``end_early``)."""
-        data = json.dumps(_message(reply, body)).encode()
+        data = json.dumps(message_of(reply, body, prompt)).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -474,56 +431,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
 
 
-def _cut_here(cut: str | int | None, name: str, texts: int) -> bool:
-    """Whether a stream cut after ``cut`` ends after this event (``texts`` chunks sent)."""
-    if isinstance(cut, int):
-        return (name == "content_block_delta" and texts == cut) or (cut == 0 and name == "ping")
-    return cut == name
-
-
-def _usage(reply: Reply, body: dict[str, Any], chunks: list[str]) -> dict[str, int]:
-    usage = {"input_tokens": input_tokens_of(body), "cache_creation_input_tokens": 0,
-             "cache_read_input_tokens": 0, "output_tokens": len(chunks)}
-    usage.update(reply.usage)
-    return usage
-
-
-def _message(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
-    chunks = reply.chunks if reply.chunks is not None else split_words(reply.text)
-    return {"id": f"msg_fake_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
-            "model": reply.model or body.get("model"),
-            "content": [{"type": "text", "text": reply.text}], "stop_reason": reply.stop_reason,
-            "stop_sequence": None, "usage": _usage(reply, body, chunks)}
-
-
-def _events(reply: Reply, body: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]] | None]:
-    """The SSE events of one streamed answer; ``None`` means: wait ``reply.delay`` now."""
-    chunks = reply.chunks if reply.chunks is not None else split_words(reply.text)
-    usage = _usage(reply, body, chunks)
-    start = _message(reply, body)
-    start.update(content=[], stop_reason=None,
-                 usage={**usage, "output_tokens": min(1, usage["output_tokens"])})
-    yield "message_start", {"type": "message_start", "message": start}
-    yield "content_block_start", {"type": "content_block_start", "index": 0,
-                                  "content_block": {"type": "text", "text": ""}}
-    yield "ping", {"type": "ping"}
-    for number, chunk in enumerate(chunks):
-        if reply.error_after is not None and number >= reply.error_after:
-            break
-        if reply.delay:
-            yield None
-        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
-                                      "delta": {"type": "text_delta", "text": chunk}}
-    if reply.error_after is not None:
-        yield "error", _error_body(reply.error_type, reply.error_message)
-        return
-    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-    yield "message_delta", {"type": "message_delta",
-                            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-                            "usage": {"output_tokens": usage["output_tokens"]}}
-    yield "message_stop", {"type": "message_stop"}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m claude_magic.testing.fake_server",
                                      description="Run a fake Anthropic Messages API server.")
@@ -532,9 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any)")
     parser.add_argument("--reply", default=None,
                         help="answer every request with this text (default: a labelled echo)")
+    parser.add_argument("--context-window", type=int, default=None,
+                        help="refuse prompts over this many tokens, as the API does")
     args = parser.parse_args(argv)
     server = FakeMessagesServer(args.host, args.port, api_key=args.api_key,
-                                default_reply=args.reply).start()
+                                default_reply=args.reply,
+                                context_window=args.context_window).start()
     print(server.url, flush=True)
     print(f"# export ANTHROPIC_BASE_URL={server.url} ANTHROPIC_API_KEY=any-test-key "
           "(answers say they come from no model); Ctrl-C stops", flush=True)

@@ -38,12 +38,15 @@ def test_turn_two_carries_the_system_prompt_and_turn_one(
     assert first == "Ownership means one owner." and second == "let s = String::new();"
     turn1, turn2 = (r.body for r in server.message_requests)
     assert turn1["system"] == "You are terse."
-    assert turn1["messages"] == [{"role": "user", "content": "Explain ownership"}]
+    cached = {"type": "ephemeral"}  # caching is on by default (5 minutes)
+    assert turn1["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Explain ownership", "cache_control": cached}]}]
     assert turn2["system"] == "You are terse."
     assert turn2["messages"] == [
         {"role": "user", "content": "Explain ownership"},
         {"role": "assistant", "content": "Ownership means one owner."},
-        {"role": "user", "content": "An example?"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "An example?", "cache_control": cached}]},
     ]
     assert turn2["stream"] is True and turn2["model"] == "claude-sonnet-4-6"
     assert turn2["max_tokens"] == 4096
@@ -126,7 +129,7 @@ def test_http_failures_map_to_our_errors_and_mark_the_turn(
     # The failed turn is never sent back as if it had been answered.
     server.reset()
     client.query("Try again").session(session.id).send()
-    assert server.message_requests[0].body["messages"] == [
+    assert server.message_requests[0].messages == [
         {"role": "user", "content": "Try again"}]
 
 
@@ -164,7 +167,7 @@ def test_mid_stream_error_keeps_partial_text_as_incomplete(
         _ = stream.response
 
     client.query("Again").session(session.id).send()
-    assert server.message_requests[-1].body["messages"] == [{"role": "user", "content": "Again"}]
+    assert server.message_requests[-1].messages == [{"role": "user", "content": "Again"}]
 
 
 def _failing_answers(manager: SessionManager, monkeypatch: pytest.MonkeyPatch,
@@ -208,7 +211,7 @@ def test_a_store_failure_at_the_end_of_a_turn_is_recorded_and_raised(
 
     monkeypatch.setattr(manager, "append", real_append)
     client.query("Again").session(session.id).send()  # the failed turn is not history
-    assert server.message_requests[-1].body["messages"] == [{"role": "user", "content": "Again"}]
+    assert server.message_requests[-1].messages == [{"role": "user", "content": "Again"}]
 
 
 def test_an_answer_the_store_refuses_is_kept_as_incomplete_text(
@@ -295,7 +298,7 @@ def test_one_off_query_stores_nothing(client: Client, server: FakeMessagesServer
                                       manager: SessionManager, session: Session) -> None:
     response = client.query("Just once").system("Be kind.").send()
     assert response.session_id is None and response.turn is None
-    assert server.message_requests[0].body["messages"] == [
+    assert server.message_requests[0].messages == [
         {"role": "user", "content": "Just once"}]
     assert server.message_requests[0].body["system"] == "Be kind."
     assert manager.list() == [session.id] and manager.resume(session.id).messages == []

@@ -71,7 +71,7 @@ def test_a_stream_that_ends_before_message_stop_is_incomplete(
 
     server.reply("Fine.")  # the incomplete turn is never sent again as history
     assert client.query("Again").session(session.id).send() == "Fine."
-    assert server.message_requests[-1].body["messages"] == [{"role": "user", "content": "Again"}]
+    assert server.message_requests[-1].messages == [{"role": "user", "content": "Again"}]
     assert len(server.message_requests) == 2  # a broken stream is not retried behind our back
 
 

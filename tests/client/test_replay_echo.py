@@ -148,5 +148,5 @@ def test_echo_turns_are_not_sent_to_a_model_as_its_answers(
     client.query("offline question").session(sid).send()
     client.config.backend = "anthropic"
     client.query("online question").session(sid).send()
-    assert server.message_requests[0].body["messages"] == [
+    assert server.message_requests[0].messages == [
         {"role": "user", "content": "online question"}]

@@ -51,7 +51,7 @@ def test_second_turn_carries_system_prompt_and_history(ip: TestingShell,
     cell(ip, "", "Population?")
     body = server.message_requests[-1].body
     assert body["system"] in ("You are terse.", [{"type": "text", "text": "You are terse."}])
-    assert [(m["role"], m["content"]) for m in body["messages"]] == [
+    assert [(m["role"], m["content"]) for m in server.message_requests[-1].messages] == [
         ("user", "Capital of France?"), ("assistant", "Paris."), ("user", "Population?")]
     assert body["model"] == "claude-test-model"
 
@@ -63,7 +63,7 @@ def test_braces_arrive_byte_for_byte(ip: TestingShell, server: FakeMessagesServe
     ip.run_cell("x = 1")  # exists, but only a bare {x} would be replaced
     cell(ip, "", code)
     # exactly as typed; only the newline(s) IPython leaves at the end of a cell are dropped
-    assert server.message_requests[-1].body["messages"][-1]["content"] == code.rstrip("\n")
+    assert server.message_requests[-1].messages[-1]["content"] == code.rstrip("\n")
 
 
 def test_fenced_code_is_never_interpolated(ip: TestingShell,
@@ -73,7 +73,7 @@ def test_fenced_code_is_never_interpolated(ip: TestingShell,
     prompt = ('Why does this print {name}?\n```python\nfor i in range(3):\n'
               '    print(f"{i} {name}")\n```\nand {_} stays, {i} is replaced.')
     cell(ip, "", prompt)
-    assert server.message_requests[-1].body["messages"][-1]["content"] == (
+    assert server.message_requests[-1].messages[-1]["content"] == (
         'Why does this print Ada?\n```python\nfor i in range(3):\n'
         '    print(f"{i} {name}")\n```\nand {_} stays, 42 is replaced.')
 
@@ -83,10 +83,10 @@ def test_interpolates_names_attributes_and_history(ip: TestingShell,
     ip.run_cell("%claude_session new interp")
     ip.run_cell("name = 'Ada'\nclass P: pass\np = P(); p.title = 'Countess'")
     cell(ip, "", "Hi {name}, {p.title}; keep {{name}} and {missing} and {p.nope}")
-    sent = server.message_requests[-1].body["messages"][-1]["content"]
+    sent = server.message_requests[-1].messages[-1]["content"]
     assert sent == "Hi Ada, Countess; keep {{name}} and {missing} and {p.nope}"
     cell(ip, "--no-interpolate", "Hi {name}")
-    assert server.message_requests[-1].body["messages"][-1]["content"] == "Hi {name}"
+    assert server.message_requests[-1].messages[-1]["content"] == "Hi {name}"
 
 
 def test_output_variable_and_no_stream(ip: TestingShell, server: FakeMessagesServer) -> None:
@@ -144,7 +144,7 @@ def test_new_option_and_default_session(ip: TestingShell, server: FakeMessagesSe
     cell(ip, "--new fresh --system 'New prompt'", "hello")
     assert get_magics(ip).workspace.current == "fresh"
     assert get_magics(ip).manager.resume("fresh").system_prompt == "New prompt"
-    assert server.message_requests[-1].body["messages"] == [{"role": "user",
+    assert server.message_requests[-1].messages == [{"role": "user",
                                                              "content": "hello"}]
 
 
@@ -153,7 +153,7 @@ def test_line_magic(ip: TestingShell, server: FakeMessagesServer) -> None:
     server.reply("Yes.")
     # (a line ending in "?" is IPython's help syntax, so one-line prompts avoid it)
     ip.run_cell("%claude say {this} in one word.")
-    assert server.message_requests[-1].body["messages"][-1]["content"] == \
+    assert server.message_requests[-1].messages[-1]["content"] == \
         "say {this} in one word."
 
 
@@ -192,7 +192,7 @@ def test_restart_sends_earlier_history(ip: TestingShell, server: FakeMessagesSer
     again.run_cell("%claude_session switch long")
     cell(again, "", "What is my favourite colour?")
     body = server.message_requests[-1].body
-    assert [m["content"] for m in body["messages"]] == [
+    assert [m["content"] for m in server.message_requests[-1].messages] == [
         "My favourite colour is blue.", "Noted: blue.", "What is my favourite colour?"]
     assert "Remember things." in str(body["system"])
     for path in store_dir.iterdir():
@@ -252,7 +252,7 @@ def test_mid_stream_failure_keeps_partial_answer(ip: TestingShell,
                                                       ("assistant", "incomplete")]
     server.reply("Second try works.")
     cell(ip, "", "Again please")
-    sent = server.message_requests[-1].body["messages"]
+    sent = server.message_requests[-1].messages
     assert sent == [{"role": "user", "content": "Again please"}]  # the failed turn is not resent
 
 

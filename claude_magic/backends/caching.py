@@ -1,0 +1,89 @@
+"""The Messages API request of one turn, with prompt-caching breakpoints.
+
+With caching on (``Config.cache`` ``"5m"`` or ``"1h"``), the newest user message is sent as a
+list with one text block carrying ``cache_control``: the API caches the whole prefix up to it
+(system prompt and history), and the next turn, which resends that prefix, reads it from the
+cache. The system prompt gets its own breakpoint when it reaches the model's minimum cacheable
+length, so it stays cached when the history changes (compaction, truncation). That is two of
+the four breakpoints the API allows. With ``cache=None`` no request carries ``cache_control``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..message import Message
+
+MAX_BREAKPOINTS = 4
+# The shortest prefix the API caches, in tokens, by model family (first match wins).
+MIN_CACHEABLE: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-5", 4096), ("claude-opus-4-6", 4096), ("claude-haiku-4-5", 4096),
+    ("claude-3-5-haiku", 2048), ("claude-3-haiku", 2048), ("haiku", 2048),
+)
+DEFAULT_MIN_CACHEABLE = 1024  # Sonnet, older Opus
+
+
+def min_cacheable_tokens(model: str | None) -> int:
+    """The model's minimum cacheable prompt length in tokens (1024 when not listed)."""
+    name = (model or "").lower()
+    return next((size for prefix, size in MIN_CACHEABLE if prefix in name),
+                DEFAULT_MIN_CACHEABLE)
+
+
+def approx_tokens(text: str) -> int:
+    """A tokenizer-free estimate: about four characters a token."""
+    return (len(text) + 3) // 4
+
+
+def cache_control(ttl: str | None) -> dict[str, str] | None:
+    """``{"type": "ephemeral"}`` (5 minutes), with ``"ttl": "1h"`` for ``"1h"``; None if off."""
+    if ttl is None:
+        return None
+    return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
+
+
+def build_messages(history: Sequence[Message], prompt: str,
+                   ttl: str | None) -> list[dict[str, Any]]:
+    """The ``messages`` list: history then the prompt, the prompt marked for the cache."""
+    messages: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in history]
+    control = cache_control(ttl)
+    if control is None:
+        messages.append({"role": "user", "content": prompt})
+    else:
+        messages.append({"role": "user", "content": [
+            {"type": "text", "text": prompt, "cache_control": control}]})
+    return messages
+
+
+def build_system(system: str | None, model: str,
+                 ttl: str | None) -> str | list[dict[str, Any]] | None:
+    """The ``system`` value: a string, or one cached text block when it is long enough."""
+    if not system:
+        return None
+    control = cache_control(ttl)
+    if control is None or approx_tokens(system) < min_cacheable_tokens(model):
+        return system
+    return [{"type": "text", "text": system, "cache_control": control}]
+
+
+def build_request(model: str, max_tokens: int, system: str | None,
+                  history: Sequence[Message], prompt: str, ttl: str | None) -> dict[str, Any]:
+    """Keyword arguments for ``messages.stream`` / ``messages.create``."""
+    kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
+                              "messages": build_messages(history, prompt, ttl)}
+    system_value = build_system(system, model, ttl)
+    if system_value is not None:
+        kwargs["system"] = system_value
+    return kwargs
+
+
+def count_breakpoints(kwargs: dict[str, Any]) -> int:
+    """How many blocks of a request carry ``cache_control`` (the API allows four)."""
+    blocks: list[Any] = []
+    if isinstance(kwargs.get("system"), list):
+        blocks += kwargs["system"]
+    for message in kwargs.get("messages") or []:
+        if isinstance(message.get("content"), list):
+            blocks += message["content"]
+    return sum(1 for block in blocks if isinstance(block, dict) and "cache_control" in block)
