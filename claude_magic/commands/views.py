@@ -39,7 +39,7 @@ class PlainText(MarkdownText):
 
 
 class SessionView(MarkdownText):
-    """``show``: the transcript as Markdown; as JSON, the session's JSON export."""
+    """``show``: the transcript as Markdown; as JSON, the session of its JSON export."""
 
     def __init__(self, session: Session) -> None:
         from ..export import session_to_markdown
@@ -50,7 +50,7 @@ class SessionView(MarkdownText):
     def to_json(self) -> Any:
         from ..export import session_to_json
 
-        return json.loads(session_to_json(self.session))
+        return json.loads(session_to_json(self.session))["session"]
 
 
 def _short(text: str, width: int = 40) -> str:
