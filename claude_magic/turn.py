@@ -213,7 +213,9 @@ class _Turn:
         config = request.config
         window = window_of(request.model, config.context_window)
         report = ContextReport(window=window, policy=config.context)
-        tokens = self._measure(name, request)
+        # truncated requests differ turn to turn: the last answer's usage does not describe
+        # the next prefix, so they are always estimated from the text
+        tokens = self._measure(name, request, trust_usage=config.context != "truncate")
         if config.context == "compact" and tokens > WARN_FRACTION * window and self.turns:
             summarised = self._auto_compact()
             if summarised:
