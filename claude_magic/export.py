@@ -195,9 +195,11 @@ def _cell_text(value: Any) -> str:
 
 
 def _totals(stats: SessionStats) -> str:
+    from .costs import cost_text
+
     return (f"{stats.turns} turns · {stats.message_count} messages · "
             f"{stats.input_tokens:,} tokens in / {stats.output_tokens:,} out · "
-            f"${stats.cost_usd:.4f}")
+            f"{cost_text(stats)}")
 
 
 def session_header_markdown(session: Session, *, level: int = 1) -> str:

@@ -239,7 +239,7 @@ class SessionStats:
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.cost_usd = cost
-        if message.model:
+        if message.model and message.role == "assistant":  # the model that answered
             self.last_model = message.model
 
     @classmethod

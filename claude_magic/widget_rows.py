@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .checks import json_text
+from .costs import cost_text
 from .errors import ClaudeMagicError
 from .manager import SessionManager
 from .session import SessionSummary
@@ -72,7 +73,7 @@ def cell_text(s: SessionSummary, key: str) -> str:
     if key == "tokens":
         return f"{st.input_tokens:,} / {st.output_tokens:,}"
     if key == "cost":
-        return f"${st.cost_usd:.4f}" if st.cost_usd else "—"
+        return cost_text(st)
     if key == "model":
         return st.last_model or "—"
     value = s.metadata.get(key.removeprefix("meta."))

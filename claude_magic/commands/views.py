@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..checks import json_text
+from ..costs import cost_text, known_cost
 from ..session import SessionSummary
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def summary_json(summary: SessionSummary, current: str | None) -> dict[str, Any]
         "created_at": summary.created_at.isoformat(), "updated_at": summary.updated_at.isoformat(),
         "turns": stats.turns, "messages": stats.message_count,
         "input_tokens": stats.input_tokens, "output_tokens": stats.output_tokens,
-        "cost_usd": stats.cost_usd, "model": summary.settings.get("model") or stats.last_model,
+        "cost_usd": known_cost(stats), "model": summary.settings.get("model") or stats.last_model,
         "metadata": summary.metadata,
     }
 
@@ -74,7 +75,7 @@ def summary_json(summary: SessionSummary, current: str | None) -> dict[str, Any]
 class SessionTable:
     """The ``list`` table: HTML in notebooks, aligned text elsewhere, a list in JSON."""
 
-    columns = ("", "id", "updated", "turns", "tokens", "cost $", "model", "metadata")
+    columns = ("", "id", "updated", "turns", "tokens", "cost", "model", "metadata")
 
     def __init__(self, summaries: Sequence[SessionSummary], current: str | None,
                  location: str) -> None:
@@ -88,7 +89,7 @@ class SessionTable:
                 s.updated_at.strftime("%Y-%m-%d %H:%M"),
                 str(s.stats.turns),
                 str(s.stats.input_tokens + s.stats.output_tokens),
-                f"{s.stats.cost_usd:.4f}" if s.stats.cost_usd else "",
+                cost_text(s.stats),
                 s.settings.get("model") or s.stats.last_model or "",
                 ", ".join(f"{k}={_short(json_text(v), 20)}" for k, v in s.metadata.items()),
             )

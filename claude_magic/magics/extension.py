@@ -71,6 +71,14 @@ class ClaudeMagics(Magics):
         config=True)
     timeout = Float(600.0, help="Seconds to wait for one answer.").tag(config=True)
     update_interval = Float(0.05, help="Seconds between live display updates.").tag(config=True)
+    cache = Unicode("5m", allow_none=True, help="Prompt caching (anthropic): 5m (default), "
+                    "1h, or None / '' for off.").tag(config=True)
+    context = Unicode("warn", help="When a request nears the context window: warn (default), "
+                      "compact (summarise older turns first) or truncate (leave the oldest "
+                      "turns out of the request).").tag(config=True)
+    budget_usd = Float(None, allow_none=True, help="Refuse turns in a session whose recorded "
+                       "cost reached this many dollars (a session's budget_usd setting "
+                       "wins); None: no budget.").tag(config=True)
     backend_options = Dict(
         help="More client options: retries, base_url, claude_binary, permission_mode, "
         "allowed_tools, max_turns, cwd (default: the notebook's directory), replay_source."
@@ -135,7 +143,8 @@ class ClaudeMagics(Magics):
         except MagicUsageError as exc:
             raise TraitError(str(exc)) from None
 
-    @observe("backend", "model", "max_tokens", "timeout", "backend_options")
+    @observe("backend", "model", "max_tokens", "timeout", "backend_options", "cache", "context",
+             "budget_usd")
     def _client_settings_changed(self, change: dict[str, Any]) -> None:
         self._client = None  # rebuilt with the new settings on next use
 
@@ -147,7 +156,9 @@ class ClaudeMagics(Magics):
 
             options: dict[str, Any] = {"cwd": str(self.notebook_dir),
                                        **self.backend_options, "backend": self.backend,
-                                       "max_tokens": self.max_tokens, "timeout": self.timeout}
+                                       "max_tokens": self.max_tokens, "timeout": self.timeout,
+                                       "cache": self.cache or None, "context": self.context,
+                                       "budget_usd": self.budget_usd}
             if self.model:
                 options["model"] = self.model
             try:
@@ -196,11 +207,12 @@ class ClaudeMagics(Magics):
     @no_var_expand
     @line_magic("claude")
     def claude_line(self, line: str) -> Any:
-        """``%claude PROMPT``: ask in the current session (the one-line ``%%claude``)."""
-        from .prompt import run_prompt
+        """``%claude [options] PROMPT``: the one-line ``%%claude`` (``--`` ends the options;
+        ``%claude --help`` lists them)."""
+        from .prompt import run_prompt, split_line_magic
 
         with magic_errors("%claude"):
-            return run_prompt(self, "", line)
+            return run_prompt(self, *split_line_magic(line))
 
     @no_var_expand
     @cell_magic("claude")
@@ -222,7 +234,22 @@ def load(shell: Any) -> ClaudeMagics:
         return existing
     magics = ClaudeMagics(shell)
     shell.register_magics(magics)
+    transforms = getattr(shell, "input_transformers_cleanup", None)
+    if transforms is not None and lone_claude_cell not in transforms:
+        transforms.append(lone_claude_cell)
     return magics
+
+
+def lone_claude_cell(lines: list[str]) -> list[str]:
+    """A ``%%claude OPTIONS`` cell with no body runs as ``%claude OPTIONS``: ``--help`` shows
+    the help, anything else says there is nothing to send (IPython would refuse the cell with
+    a hint towards ``%claude``, which used to send the options as a prompt)."""
+    if not lines or "".join(lines[1:]).strip():
+        return lines
+    first = lines[0].strip()
+    if first == "%%claude" or first.startswith(("%%claude ", "%%claude\t")):
+        return [first[1:] + "\n"]
+    return lines
 
 
 def unload(shell: Any) -> None:
@@ -233,6 +260,9 @@ def unload(shell: Any) -> None:
     for kind, table in magics.magics.items():
         for name in table:
             shell.magics_manager.magics[kind].pop(name, None)
+    transforms = getattr(shell, "input_transformers_cleanup", None)
+    if transforms is not None and lone_claude_cell in transforms:
+        transforms.remove(lone_claude_cell)
     if magics in shell.configurables:
         shell.configurables.remove(magics)
     magics.close()

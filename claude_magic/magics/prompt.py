@@ -21,7 +21,7 @@ from ..commands.arguments import (
 from ..commands.context import current_id
 from ..errors import MagicUsageError
 from .interpolation import interpolate
-from .rendering import LiveAnswer, show_answer
+from .rendering import LiveAnswer, TerminalAnswer, in_terminal, show_answer
 from .session_commands import context_of
 
 if TYPE_CHECKING:
@@ -104,10 +104,25 @@ def turn_metadata(response: Response) -> dict[str, Any]:
     }}
 
 
+def code_blocks(text: str) -> list[str]:
+    """The fenced code blocks of an answer, in order."""
+    return [block.strip("\n") for block in _FENCE.findall(text)]
+
+
 def extract_code(text: str) -> str:
     """The code blocks of an answer joined (or the whole answer when it has none)."""
-    blocks = [block.strip("\n") for block in _FENCE.findall(text)]
+    blocks = code_blocks(text)
     return "\n\n".join(blocks) if blocks else text.strip()
+
+
+def put_code_below(magics: ClaudeMagics, response: Response) -> None:
+    """``-f code``: the answer's code blocks in a new cell below, or one line saying none."""
+    blocks = code_blocks(str(response))
+    if not blocks:
+        print(f"The answer has no code block, so no cell was added (turn {response.turn} of "
+              f"session {response.session_id}).")
+        return
+    magics.shell.set_next_input("\n\n".join(blocks), replace=False)
 
 
 def parse_json_answer(response: Response) -> Any:
@@ -125,8 +140,12 @@ def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response
         show_answer(str(response), "text" if fmt == "text" else "markdown",
                     turn_metadata(response))
         return response
-    live = LiveAnswer("text" if fmt == "text" else "markdown",
-                      interval=magics.update_interval)
+    live: LiveAnswer | TerminalAnswer
+    if in_terminal(magics.shell):
+        live = TerminalAnswer()
+    else:
+        live = LiveAnswer("text" if fmt == "text" else "markdown",
+                          interval=magics.update_interval)
     # the context manager closes the stream at once on an error or Ctrl-C, so the turn is
     # recorded (prompt marked error, partial answer kept) before the error reaches the user
     with query.stream() as chunks:
@@ -139,6 +158,39 @@ def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response
     response = chunks.response
     live.finish(str(response), turn_metadata(response))
     return response
+
+
+def split_line_magic(line: str) -> tuple[str, str]:
+    """``%claude [options] PROMPT``: the options' text and the prompt, as typed.
+
+    Options come first and end at the first word that is not one (or at ``--``); an option
+    that takes a value takes the next word. ``--new`` takes an id only as ``--new=ID``.
+    """
+    import io
+    import shlex
+
+    takes_value = {o for a in prompt_parser()._actions if a.nargs is None
+                   for o in a.option_strings}
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    end = 0
+    expect_value = False
+    try:
+        while (word := lexer.get_token()) is not None:
+            if not expect_value and (word == "--" or not word.startswith("-")):
+                if word == "--":
+                    return line[:end], line[stream.tell():].lstrip()
+                return line[:end], line[end:].lstrip()
+            expect_value = not expect_value and word in takes_value
+            end = stream.tell()
+    except ValueError:  # unbalanced quotes: in an option, parsing it says so; else the prompt
+        rest = line[end:].lstrip()
+        if expect_value or rest.startswith("-"):
+            return line, ""
+        return line[:end], rest
+    return line[:end], ""
 
 
 def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
@@ -167,10 +219,14 @@ def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
     query = _build_query(client, args, prompt, session_id)
     stream = magics.stream if args.stream is None else args.stream
     response = _ask(magics, query, args.fmt, stream)
+    if stream:  # one small line: tokens in (cached) / out, cost, how full the window is
+        from ..ledger import status_line
+
+        print(status_line(response))
 
     result: Any = response
     if args.fmt == "code":
-        magics.shell.set_next_input(extract_code(str(response)), replace=False)
+        put_code_below(magics, response)
     elif args.fmt == "json":
         result = parse_json_answer(response)
         display(JSON(result) if isinstance(result, (dict, list)) else result)
