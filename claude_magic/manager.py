@@ -268,6 +268,14 @@ class SessionManager:
                 self._changed("deleted", summary.id)
         return deleted
 
+    def usage(self, by: str = "session", session_ids: str | Iterable[str] | None = None
+              ) -> pandas.DataFrame:
+        """The usage ledger: turns, input / cache-write / cache-read / output tokens and cost
+        per session, model or day (see :mod:`claude_magic.ledger`)."""
+        from .ledger import usage
+
+        return usage(self, by, session_ids)
+
     def to_dataframe(self) -> pandas.DataFrame:
         """One row per session: header, ``meta.<key>`` columns, turns, tokens, cost."""
         from .export import to_dataframe

@@ -67,6 +67,7 @@ class Context:
     namespace: MutableMapping[str, Any] | None = None  # where ``-o VAR`` stores a result
     use_storage: Callable[[str], SessionManager] | None = None
     open_panel: Callable[[], Any] | None = None
+    open_client: Callable[[], Any] | None = None  # the front end's Client (for compact)
 
     @property
     def manager(self) -> SessionManager:

@@ -121,8 +121,22 @@ def check_backend(name: object) -> str:
     return str(name)
 
 
+def check_budget_setting(value: object) -> float:
+    """A session budget in dollars (``budget_usd=2.5``), else a one-line error."""
+    from ..config import check_budget
+
+    try:
+        budget = check_budget(value)
+    except ValueError as exc:
+        raise MagicUsageError(str(exc)) from None
+    if budget is None:
+        raise MagicUsageError("budget_usd must be a number; remove it with --unset budget_usd")
+    return budget
+
+
 SETTINGS: dict[str, Callable[[object], object]] = {
-    "model": check_model, "backend": check_backend, "max_tokens": check_max_tokens}
+    "model": check_model, "backend": check_backend, "max_tokens": check_max_tokens,
+    "budget_usd": check_budget_setting}
 
 
 def check_setting(key: str, value: object) -> Any:

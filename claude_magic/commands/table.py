@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MagicUsageError
-from . import ask, cleanup, sessions, transfer
+from . import ask, cleanup, sessions, transfer, usage
 from .arguments import ArgumentsError, HelpShown, MagicArgumentParser, did_you_mean
 from .context import Context, Message
 
@@ -122,6 +122,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    transfer.cmd_export, transfer.export_args),
         Subcommand("import", "load a session from a JSON export", transfer.cmd_import,
                    transfer.import_args),
+        Subcommand("usage", "tokens, cache writes and reads, and cost by session, model or day",
+                   usage.cmd_usage, usage.usage_args),
+        Subcommand("compact", "summarise a session's older turns (they stay, no longer sent)",
+                   usage.cmd_compact, usage.compact_args),
         Subcommand("panel", "open the session browser", cmd_panel, no_args, terminal=False),
         Subcommand("storage", "show or change where sessions are stored", cmd_storage,
                    storage_args),

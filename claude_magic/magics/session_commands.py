@@ -36,7 +36,7 @@ def context_of(magics: ClaudeMagics) -> Context:
                    prog="%claude_session", export_dir=magics.notebook_dir,
                    workspace=magics.workspace, system_prompt=magics.system_prompt,
                    namespace=magics.shell.user_ns, use_storage=magics.use_storage,
-                   open_panel=magics.open_panel)
+                   open_panel=magics.open_panel, open_client=lambda: magics.client)
 
 
 def show_current(magics: ClaudeMagics) -> Any:
