@@ -48,8 +48,8 @@ def absolute_spec(spec: str) -> str:
     if scheme and backend.kind == "file" and scheme.group(1).lower() != "file":
         raise StorageError(f"unknown storage scheme {scheme.group(1)!r} in {spec.strip()!r}; "
                            "use a directory, sqlite:///path or memory")
-    if backend.kind == "memory" or backend.path is None:
-        return str(backend)
+    if backend.kind not in ("file", "sqlite") or backend.path is None:
+        return str(backend)  # memory, or a server's URL
     resolved = os.path.abspath(Path(backend.path).expanduser())  # a link stays a link
     return str(StorageBackend(backend.kind, resolved))
 

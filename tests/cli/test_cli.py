@@ -148,6 +148,9 @@ def test_storage_and_the_default_store_rule(cli: Cli, folder: Path) -> None:
     assert (other / "there.json").is_file()
     done = cli("storage", "memory")
     assert done.returncode == 1 and "--store SPEC" in one_line_error(done)
+    from claude_magic.commands.store import absolute_spec
+
+    assert absolute_spec("postgresql://me@localhost/db") == "postgresql://me@localhost/db"
     done = cli("--store", "ftp://host/x", "list")
     assert done.returncode == 1 and "unknown storage scheme" in one_line_error(done)
 
