@@ -724,3 +724,22 @@ def test_threads_sharing_one_manager(manager: SessionManager) -> None:
     assert [m.seq for m in messages] == list(range(200))
     assert len({m.content for m in messages}) == 200
     assert manager.count() == 1 + 8 * 5
+
+
+def test_a_compaction_survives_a_new_manager(persistent_kind: str, open_manager) -> None:
+    """The summary turn (``kind`` summary, ``compacts_through``) is kept by every store, so a
+    new manager sends the summary instead of the compacted turns."""
+    from claude_magic.client import Client, Config
+    from claude_magic.compaction import compacted_seqs, compacts_through, kind_of, visible_turns
+
+    first = open_manager(persistent_kind)
+    client = Client(Config(backend="echo"), manager=first)
+    sid = first.create_session("compacted").build().id
+    for text in ("one", "two", "three"):
+        client.query(text).session(sid).send()
+    client.compact(sid, keep_last=1)
+    messages = open_manager(persistent_kind).resume(sid).messages
+    assert [kind_of(m) for m in messages] == ["message"] * 6 + ["summary"] * 2
+    assert compacts_through(messages[-1]) == 3 and compacted_seqs(messages) == {0, 1, 2, 3}
+    shown = [q.content for q, a in visible_turns(messages)]
+    assert shown[1:] == ["three"] and shown[0].startswith("Summarise our conversation")
