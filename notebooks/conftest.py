@@ -15,7 +15,8 @@ it while setting up the notebook's first cell, from ``os.environ`` at that momen
 - ``CLAUDE_MAGIC_STORAGE`` is a fresh temporary directory per notebook, so reruns never collide
   and nothing is written into the repository;
 - ``HOME`` and ``IPYTHONDIR`` are temporary too (no profile config of the developer applies;
-  a startup file makes a magic's ``UsageError`` fail its cell) and ``NO_PROXY`` covers
+  a startup file makes a magic's ``UsageError`` fail its cell), so is ``TMPDIR`` (what a
+  notebook puts in a temporary directory is removed with the run) and ``NO_PROXY`` covers
   127.0.0.1.
 
 After each notebook that talks to Claude, the run checks that its turns really went to the fake
@@ -24,18 +25,20 @@ notebook silently answering offline, or reaching elsewhere, fails. The environme
 when the run leaves this directory.
 
 ``python notebooks/conftest.py [NOTEBOOK ...]`` executes notebooks in place in the same
-environment, to refresh the outputs saved in them.
+environment, to refresh the outputs saved in them. Saved outputs show nothing of the machine
+that ran them: the store is shown as ``.claude_sessions``, a temporary directory as
+``/tmp/<prefix>XXXXXXXX`` and the fake server's port as ``PORT``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,7 @@ class NotebookEnvironment:
         if work.exists():
             shutil.rmtree(work)
         home = work / "home"
+        (work / "tmp").mkdir(parents=True)
         startup = home / ".ipython" / "profile_default" / "startup"
         startup.mkdir(parents=True)
         (startup / "00-usage-errors-fail.py").write_text(_STARTUP)
@@ -102,6 +106,7 @@ class NotebookEnvironment:
             "CLAUDE_MAGIC_STORAGE": str(work / ".claude_sessions"),
             "HOME": str(home),
             "IPYTHONDIR": str(home / ".ipython"),
+            "TMPDIR": str(work / "tmp"),
             "NO_PROXY": _no_proxy(self.saved.get("NO_PROXY")),
             "no_proxy": _no_proxy(self.saved.get("no_proxy")),
         })
@@ -205,24 +210,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 # --- refreshing the saved outputs ---------------------------------------------------------
 
 
-@contextmanager
-def notebook_environment() -> Iterator[NotebookEnvironment]:
-    """The test environment, for executing notebooks outside pytest. Stores live under
-    ``$TMPDIR/claude-magic-notebooks/<notebook>/`` so saved outputs show stable paths."""
-    root = Path(tempfile.gettempdir()) / "claude-magic-notebooks"
-    env = NotebookEnvironment(root)
-    try:
-        yield env
-    finally:
-        env.close()
-
-
 def execute_in_place(paths: list[Path], timeout: int = 120) -> None:
     """Run each notebook top to bottom in the test environment and save it with its outputs."""
     import nbformat
     from nbclient import NotebookClient
 
-    with notebook_environment() as env:
+    env = NotebookEnvironment()
+    try:
         for path in paths:
             path = path.resolve()
             env.enter(path)
@@ -231,9 +225,41 @@ def execute_in_place(paths: list[Path], timeout: int = 120) -> None:
                            resources={"metadata": {"path": str(path.parent)}}).execute()
             env.check()
             _strip_volatile_metadata(nb)
+            _hide_machine(nb, env.root / path.stem)
             nbformat.write(nb, path)
             print(f"executed {path.relative_to(HERE.parent)}")
             env.restore()
+    finally:
+        env.close()
+
+
+def _hide_machine(nb: Any, work: Path) -> None:
+    """Replace, in every saved output, what is particular to this run: the notebook's store
+    and temporary directories (with their random suffix) and the fake server's port."""
+    rules = [
+        (re.compile(re.escape(str(work / ".claude_sessions"))), ".claude_sessions"),
+        (re.compile(re.escape(str(work / "tmp")) + r"/([\w.-]*?)[a-z0-9_]{8}(?![\w.-])"),
+         r"/tmp/\1XXXXXXXX"),
+        (re.compile(re.escape(str(work))), "~"),
+        (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
+    ]
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for pattern, replacement in rules:
+                value = pattern.sub(replacement, value)
+            return value
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        return value
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            for key in ("text", "data", "evalue", "traceback"):
+                if key in output:
+                    output[key] = clean(output[key])
 
 
 def _strip_volatile_metadata(nb: Any) -> None:
