@@ -113,6 +113,8 @@ def test_prune_delete_and_their_json(cli: Cli, folder: Path) -> None:
                              "--json"))
     assert done["deleted"] is True
     assert [r["id"] for r in json.loads(cli.ok("list", "--json"))] == ["keep"]
+    usage = json.loads(cli.ok("--json", "usage"))
+    assert [row["session"] for row in usage["rows"]] == ["keep"]
     assert cli.ok("delete", "keep", "--yes").strip() == "Deleted session keep."
     assert SessionManager.with_storage(folder / ".claude_sessions").list() == []
 
