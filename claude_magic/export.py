@@ -354,7 +354,7 @@ def export_session(manager: SessionManager, session_id: str, fmt: str,
         import nbformat
 
         data = nbformat.writes(data)
-    _jsonio.write_atomic(target.parent, target, data.encode("utf-8"), private=False)
+    write_export(target, data.encode("utf-8"))
     return target
 
 
@@ -375,9 +375,38 @@ def sessions_export(manager: SessionManager, fmt: str,
     if fmt == "df":
         raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
     target = _target(path, "sessions.csv", overwrite)
-    _jsonio.write_atomic(target.parent, target, frame.to_csv(index=False).encode("utf-8"),
-                         private=False)
+    write_export(target, frame.to_csv(index=False).encode("utf-8"))
     return target
+
+
+def write_export(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (a temp file beside it, then ``os.replace``).
+
+    A failure leaves no temp file and the old ``target`` as it was, and raises the ``OSError``
+    with ``target`` as its file name (not the temp file's). Whatever is at ``target`` is
+    replaced, never written through: a symbolic link there is replaced by the new file and the
+    file it pointed to is not touched.
+    """
+    try:
+        _jsonio.write_atomic(target.parent, target, data, private=False)
+    except OSError as exc:
+        raise _naming(exc, target) from None
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """``exc`` again, of the same type, naming ``target`` and the cause in one line."""
+    if exc.errno is None or not exc.strerror:
+        return OSError(f"cannot export to {target}: {_cause(exc)}")
+    try:
+        return type(exc)(exc.errno, exc.strerror, os.fspath(target))
+    except TypeError:  # pragma: no cover - an OSError subclass with another signature
+        return OSError(exc.errno, exc.strerror, os.fspath(target))
+
+
+def _cause(exc: OSError) -> str:
+    """An OS error's reason without its file names (``permission denied``)."""
+    reason = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+    return reason[:1].lower() + reason[1:]
 
 
 def _target(path: str | os.PathLike[str], default_name: str, overwrite: bool) -> Path:
@@ -399,9 +428,33 @@ def _target(path: str | os.PathLike[str], default_name: str, overwrite: bool) ->
     if not target.parent.is_dir():
         raise FileNotFoundError(f"cannot export to {target}: directory {target.parent} "
                                 "does not exist")
-    if target.exists() and not overwrite:
+    if os.path.lexists(target) and not overwrite:  # a dangling link too
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
     return target
+
+
+#: The largest export file :func:`import_session_file` reads (a session export is JSON text).
+MAX_IMPORT_BYTES = 1 << 30
+
+
+def read_export_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an export file: a regular file only, never through a symbolic link, never
+    blocking on a FIFO or device, at most :data:`MAX_IMPORT_BYTES`; else one-line
+    :class:`InvalidExport`."""
+    source = Path(path).expanduser()
+    if source.suffix == ".ipynb":
+        raise InvalidExport(f"{source} is a notebook; only JSON exports can be imported "
+                            "(export with --format json)")
+    try:
+        return _jsonio.read_file(source, limit=MAX_IMPORT_BYTES)
+    except _jsonio.NotRegularFile as exc:
+        raise InvalidExport(f"cannot import {source}: not a regular file ({exc.strerror}); "
+                            "give the JSON file written by export --format json itself") from None
+    except _jsonio.TooLarge:
+        raise InvalidExport(f"cannot import {source}: larger than {MAX_IMPORT_BYTES >> 20} MiB, "
+                            "not a session export") from None
+    except OSError as exc:
+        raise InvalidExport(f"cannot read {source}: {_cause(exc)}") from None
 
 
 def import_session_file(manager: SessionManager, path: str | os.PathLike[str], *,
@@ -409,16 +462,9 @@ def import_session_file(manager: SessionManager, path: str | os.PathLike[str], *
     """Store a session from a JSON export file exactly (times, messages); returns it.
 
     ``new_id`` stores it under another id; ``overwrite`` replaces a session with the same id.
+    The file is read by :func:`read_export_file` (a regular file, not through a link).
     """
-    source = Path(path).expanduser()
-    if source.suffix == ".ipynb":
-        raise InvalidExport(f"{source} is a notebook; only JSON exports can be imported "
-                            "(export with --format json)")
-    try:
-        text = source.read_bytes()
-    except OSError as exc:
-        raise InvalidExport(f"cannot read {source}: {exc.strerror}") from None
-    session = session_from_json(text)
+    session = session_from_json(read_export_file(path))
     if new_id is not None:
         session = replace(session, id=SessionId(new_id))
     return manager.import_session(session, overwrite=overwrite)

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import stat
-from dataclasses import replace
 from typing import Any
 
 from ..errors import MagicUsageError
-from ..session import SessionId
 from .arguments import MagicArgumentParser
 from .context import Context, Message, current_id
 
@@ -79,32 +75,11 @@ def import_args(p: MagicArgumentParser) -> None:
     p.add_argument("--switch", action="store_true", help="make it the current session")
 
 
-def read_regular_file(path: str, prog: str = "%claude_session") -> bytes:
-    """The bytes of the regular file ``path``, never through a symbolic link and never
-    blocking on a FIFO or device; anything else is a one-line error."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    source = os.path.expanduser(path)
-    if os.path.islink(source):
-        raise MagicUsageError(f"{path} is a symbolic link; import the file it points to "
-                              f"({os.path.realpath(source)})")
-    fd = os.open(source, flags)
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise MagicUsageError(f"{path} is not a regular file; give a JSON file written "
-                                  f"by {prog} export --format json")
-        return file.read()
-
-
 def cmd_import(ctx: Context, args: argparse.Namespace) -> Message:
-    from ..export import session_from_json
+    from ..export import import_session_file
 
-    if args.path.endswith(".ipynb"):
-        raise MagicUsageError(f"{args.path} is a notebook; only JSON exports can be imported "
-                              "(export with --format json)")
-    session = session_from_json(read_regular_file(args.path, ctx.prog))
-    if args.new_id is not None:
-        session = replace(session, id=SessionId(args.new_id))
-    session = ctx.manager.import_session(session, overwrite=args.overwrite)
+    session = import_session_file(ctx.manager, args.path, overwrite=args.overwrite,
+                                  new_id=args.new_id)
     if args.switch:
         ctx.current = session.id
     return Message(f"Imported session {session.id} ({len(session.messages)} messages).",

@@ -136,13 +136,26 @@ def dumps(value: Any, *, indent: int | None = None) -> bytes:
                           allow_nan=False).encode()
 
 
-def read_file(path: str | os.PathLike[str], size_hint: int = 0) -> bytes:
-    """A whole (small) regular file's bytes, opened with :func:`open_regular`."""
+class TooLarge(ValueError):
+    """A file past the size a caller accepts (never read whole into memory)."""
+
+
+def read_file(path: str | os.PathLike[str], size_hint: int = 0, *,
+              limit: int | None = None) -> bytes:
+    """A whole (small) regular file's bytes, opened with :func:`open_regular`; with ``limit``,
+    :class:`TooLarge` as soon as more than ``limit`` bytes are there (a file that grows while
+    it is read too)."""
     fd = open_regular(path)
     try:
+        if limit is not None and os.fstat(fd).st_size > limit:
+            raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
         chunks = [os.read(fd, size_hint + 1 if size_hint else 65536)]
+        total = len(chunks[0])
         while chunks[-1]:
             chunks.append(os.read(fd, 65536))
+            total += len(chunks[-1])
+            if limit is not None and total > limit:
+                raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
     finally:
         os.close(fd)
     return b"".join(chunks)
@@ -208,11 +221,13 @@ def write_all(fd: int, data: bytes) -> None:
 
 def _shared_temp(directory: Path, path: Path) -> tuple[int, str]:
     """A new temp file beside ``path`` with the mode ``path`` has, or the default for new
-    files (``0o666`` less the umask, which the kernel applies; no global umask change)."""
+    files (``0o666`` less the umask, which the kernel applies; no global umask change). Only
+    a regular file's mode is copied: a link at ``path`` is replaced, not looked through."""
     try:
-        mode: int | None = stat.S_IMODE(os.stat(path).st_mode) & 0o777
+        st_mode = os.lstat(path).st_mode  # a link's target is never looked at
     except OSError:
-        mode = None
+        st_mode = 0
+    mode = stat.S_IMODE(st_mode) & 0o777 if stat.S_ISREG(st_mode) else None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_BINARY", 0)
     for _ in range(100):
