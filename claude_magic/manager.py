@@ -1,4 +1,5 @@
-"""SessionManager: the seed's session operations, plus update, append, fork, find and prune."""
+"""SessionManager: the seed's session operations, plus update, append, fork, find, prune,
+copy between stores, and (on a team store) owners, visibility and live remote changes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .checks import check_text
-from .errors import SessionNotFound
+from .errors import ClaudeMagicError, SessionExists, SessionNotFound, StorageError
 from .message import Message, Status, check_status
 from .session import _UNSET, Session, SessionBuilder, SessionChanges, SessionId, SessionSummary
 from .storage import StorageBackend, open_storage
@@ -22,8 +24,11 @@ if TYPE_CHECKING:
     import pandas
 
     from .storage.base import DamagedEntry, Storage, SummaryColumns
+    from .storage.postgres import Sharing
 
 Listener = Callable[[str, "str | None"], None]
+Scope = Literal["all", "mine", "team"]
+NO_OWNERS = "sharing needs a PostgreSQL store"
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -64,6 +69,33 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _id_list(session_ids: str | Iterable[str]) -> list[SessionId]:
+    """One id or several as validated ids, each once, in the order given."""
+    given = [session_ids] if isinstance(session_ids, str) else list(session_ids)
+    return list(dict.fromkeys(SessionId(i) for i in given))
+
+
+def _some(ids: list[SessionId]) -> str:
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return f"{len(ids)} session{'' if len(ids) == 1 else 's'} ({shown})"
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What :meth:`SessionManager.copy_to` copied: ids, how many messages, and where to."""
+
+    target: str
+    copied: list[SessionId]
+    messages: int
+    replaced: list[SessionId]
+
+    def __str__(self) -> str:
+        count = len(self.copied)
+        text = (f"Copied {count} session{'' if count == 1 else 's'} ({self.messages} "
+                f"message{'' if self.messages == 1 else 's'}) to {self.target}")
+        return text + (f"; replaced {len(self.replaced)} there." if self.replaced else ".")
+
+
 class SessionManager:
     """Create, find, change and remove sessions in one store.
 
@@ -76,6 +108,7 @@ class SessionManager:
     def __init__(self, storage: Storage | StorageBackend | str | os.PathLike[str] | None = None):
         self.storage: Storage = open_storage(storage)
         self._listeners: list[Listener] = []
+        self._unsubscribe: Callable[[], None] | None = None
 
     @classmethod
     def with_storage(cls, backend: Storage | StorageBackend | str | os.PathLike[str]
@@ -98,12 +131,27 @@ class SessionManager:
         Events: ``created``, ``updated``, ``appended``, ``marked``, ``deleted``, ``cleared``.
         ``session_id`` is ``None`` for ``cleared``. Front ends (the panel) use this to follow
         changes without polling; a failing listener never breaks the write.
+
+        On a store that reports other kernels' changes (PostgreSQL), the first listener also
+        subscribes to them: listeners then fire, from a listener thread, for remote changes
+        too (``session_id`` ``None`` when unknown: re-read everything). A manager with no
+        listener opens no extra connection.
         """
         self._listeners.append(listener)
+        subscribe = getattr(self.storage, "subscribe", None)
+        if subscribe is not None and self._unsubscribe is None:
+            self._unsubscribe = subscribe(self._changed)
 
     def remove_listener(self, listener: Listener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+        if not self._listeners:
+            self._stop_following()
+
+    def _stop_following(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def _changed(self, event: str, session_id: str | None) -> None:
         for listener in list(self._listeners):
@@ -124,9 +172,9 @@ class SessionManager:
         return SessionBuilder(session_id, store=self.storage,
                               on_build=lambda s: self._changed("created", s.id))
 
-    def list(self) -> list[SessionId]:
-        """Ids of all sessions, most recently updated first."""
-        return self.storage.list_ids()
+    def list(self, scope: Scope = "all") -> list[SessionId]:
+        """Ids of all sessions, most recently updated first (``scope``: see :meth:`sharing`)."""
+        return self.storage.list_ids(**self._scoped(scope))
 
     def get(self, session_id: str) -> Session | None:
         """The session with its messages, or ``None`` when there is none with this id."""
@@ -160,21 +208,21 @@ class SessionManager:
     def exists(self, session_id: str) -> bool:
         return self.storage.exists(SessionId(session_id))
 
-    def count(self) -> int:
+    def count(self, scope: Scope = "all") -> int:
         """How many sessions the store holds."""
-        return self.storage.count()
+        return self.storage.count(**self._scoped(scope))
 
-    def summaries(self) -> list[SessionSummary]:
+    def summaries(self, scope: Scope = "all") -> list[SessionSummary]:
         """Every session's header and totals (no messages), most recently updated first."""
-        return self.storage.summaries()
+        return self.storage.summaries(**self._scoped(scope))
 
     def summary(self, session_id: str) -> SessionSummary | None:
         """One session's header and totals, without its messages (None when missing)."""
         return self.storage.summary(SessionId(session_id))
 
-    def summary_columns(self) -> SummaryColumns:
+    def summary_columns(self, scope: Scope = "all") -> SummaryColumns:
         """:meth:`summaries` as columns, read the fastest way the store has (for DataFrames)."""
-        return self.storage.summary_columns()
+        return self.storage.summary_columns(**self._scoped(scope))
 
     def damaged(self) -> list[DamagedEntry]:
         """Files or rows the store skipped because it could not read them."""
@@ -268,6 +316,89 @@ class SessionManager:
                 self._changed("deleted", summary.id)
         return deleted
 
+    # --- owners and visibility (team stores) ----------------------------------------------
+
+    @property
+    def has_owners(self) -> bool:
+        """Whether sessions here have owners and a visibility (a PostgreSQL team store)."""
+        return hasattr(self.storage, "sharing")
+
+    def _scoped(self, scope: Scope) -> dict[str, Any]:
+        """The store's ``scope`` argument: ``mine`` / ``team`` need a store with owners."""
+        if scope == "all":
+            return {}
+        if scope not in ("mine", "team"):
+            raise ValueError(f"scope must be 'all', 'mine' or 'team', got {_shown(scope)}")
+        if not self.has_owners:
+            raise StorageError(f"{NO_OWNERS} (owners and visibility); {self.location} keeps "
+                               "every session private to whoever can read it")
+        return {"scope": scope}
+
+    def sharing(self, scope: Scope = "all") -> dict[SessionId, Sharing]:
+        """Each visible session's ``Sharing(owner, visibility, mine)``; ``scope`` ``mine``
+        (sessions this role owns), ``team`` (shared with the team) or ``all``."""
+        if not self.has_owners:
+            raise StorageError(f"{NO_OWNERS}; {self.location} has no owners")
+        return self.storage.sharing(**self._scoped(scope))  # type: ignore[attr-defined]
+
+    def share(self, session_id: str, visibility: Literal["team", "private"] = "team") -> None:
+        """Share one of your sessions with the team (``"private"``: take it back)."""
+        if not self.has_owners:
+            raise StorageError(f"{NO_OWNERS}; {self.location} has no team to share with")
+        self.storage.set_visibility(SessionId(session_id), visibility)  # type: ignore[attr-defined]
+        self._changed("updated", session_id)
+
+    # --- moving sessions ------------------------------------------------------------------
+
+    def copy_to(self, other: SessionManager | Storage | StorageBackend | str | os.PathLike[str],
+                session_ids: str | Iterable[str] | None = None, *,
+                overwrite: bool = False) -> CopyReport:
+        """Copy sessions exactly (ids, times, messages with their statuses and ids, metadata,
+        settings) into another store; every session when ``session_ids`` is None.
+
+        Before anything is written, a missing id is :class:`SessionNotFound` and ids the
+        target already holds are :class:`SessionExists` unless ``overwrite``. Each session
+        is written in one step; an error midway names how many were copied before it.
+        """
+        target = other if isinstance(other, SessionManager) else SessionManager(other)
+        try:
+            return self._copy_into(target, session_ids, overwrite)
+        finally:
+            if target is not other:
+                target.close()
+
+    def _copy_into(self, target: SessionManager, session_ids: str | Iterable[str] | None,
+                   overwrite: bool) -> CopyReport:
+        same_place = target.location == self.location and self.location != "memory"
+        if target.storage is self.storage or same_place:
+            raise StorageError(f"cannot copy {self.location} onto itself; name another store")
+        ids = self.list() if session_ids is None else _id_list(session_ids)
+        missing = [i for i in ids if not self.exists(i)]
+        if missing:
+            raise SessionNotFound(missing[0], f"{_some(missing)} missing in {self.location}; "
+                                  "nothing was copied")
+        taken = [i for i in ids if target.exists(i)]
+        if taken and not overwrite:
+            raise SessionExists(taken[0]) if len(taken) == 1 else StorageError(
+                f"{_some(taken)} already in {target.location}; nothing was copied: "
+                "pass overwrite=True (--overwrite) to replace them, or name other sessions")
+        copied: list[SessionId] = []
+        messages = 0
+        for session_id in ids:
+            try:
+                session = self.get(session_id)
+                if session is None:  # deleted meanwhile by another kernel
+                    continue
+                target.import_session(session, overwrite=overwrite)
+            except ClaudeMagicError as exc:
+                raise StorageError(f"copy stopped at {str(session_id)!r} after {len(copied)} of "
+                                   f"{len(ids)} sessions (each one copied is complete): "
+                                   f"{exc}") from exc
+            copied.append(session_id)
+            messages += len(session.messages)
+        return CopyReport(target.location, copied, messages,
+                          [i for i in taken if i in copied])
+
     def usage(self, by: str = "session", session_ids: str | Iterable[str] | None = None
               ) -> pandas.DataFrame:
         """The usage ledger: turns, input / cache-write / cache-read / output tokens and cost
@@ -277,10 +408,17 @@ class SessionManager:
         return usage(self, by, session_ids)
 
     def to_dataframe(self) -> pandas.DataFrame:
-        """One row per session: header, ``meta.<key>`` columns, turns, tokens, cost."""
+        """One row per session: header, ``meta.<key>`` columns, turns, tokens, cost; on a
+        team store also ``owner`` and ``visibility`` (after ``id``)."""
         from .export import to_dataframe
 
-        return to_dataframe(self)
+        frame = to_dataframe(self)
+        if self.has_owners:
+            sharing = self.sharing()
+            found = [sharing.get(i) for i in frame["id"]]
+            frame.insert(1, "owner", [s.owner if s else None for s in found])
+            frame.insert(2, "visibility", [s.visibility if s else None for s in found])
+        return frame
 
     def messages_dataframe(self, session_ids: str | Iterable[str] | None = None
                            ) -> pandas.DataFrame:
@@ -290,5 +428,6 @@ class SessionManager:
         return messages_dataframe(self, session_ids)
 
     def close(self) -> None:
-        """Release the store's files or connection."""
+        """Release the store's files or connection (and stop following remote changes)."""
+        self._stop_following()
         self.storage.close()
