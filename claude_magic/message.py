@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from .blocks import check_blocks, text_of
 from .checks import (
     check_count,
     check_number,
@@ -71,10 +72,12 @@ class Message:
     ``status`` is ``ok``, ``error`` (the turn failed; ``error`` says why) or ``incomplete``
     (text streamed before a failure). Only ``ok`` messages are sent back to the model.
     ``seq`` is the message's position in its session, assigned by the store.
+    ``content`` is text, or a list of content blocks in the Messages API's shapes
+    (:mod:`claude_magic.blocks`); :attr:`text` and :attr:`blocks` read either.
     """
 
     role: Role
-    content: str
+    content: str | list[dict[str, Any]]
     created_at: datetime = field(default_factory=utc_now)
     status: Status = "ok"
     error: str | None = None
@@ -96,7 +99,10 @@ class Message:
             raise TypeError("message created_at must be a datetime, "
                             f"got {type(self.created_at).__name__}")
         self.created_at = as_utc(self.created_at)
-        check_text(self.content, "message content")
+        if isinstance(self.content, str):
+            check_text(self.content, "message content")
+        else:
+            self.content = check_blocks(self.content)  # a checked deep copy
         check_text(self.error, "message error", optional=True)
         check_text(self.model, "message model", optional=True)
         check_text(self.backend, "message backend", optional=True)
@@ -108,6 +114,18 @@ class Message:
         self.ids = _check_ids(self.ids)
         if self.seq is not None:
             self.seq = check_count(self.seq, "message seq")
+
+    @property
+    def text(self) -> str:
+        """The text of the message: the content, or its text blocks joined."""
+        return self.content if isinstance(self.content, str) else text_of(self.content)
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        """The content as a list of blocks (text content as one text block; none if empty)."""
+        if isinstance(self.content, str):
+            return [{"type": "text", "text": self.content}] if self.content else []
+        return self.content
 
     def copy(self) -> Message:
         """A copy that shares nothing mutable with this message; checks every field again."""

@@ -131,11 +131,23 @@ def _m003_plain(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id, plain)")
 
 
+def _m004_assets(db: sqlite3.Connection) -> None:
+    """``assets``: images and PDFs of messages, once each, by SHA-256 (storage/_assets.py)."""
+    db.execute("""
+        CREATE TABLE assets (
+            sha256     TEXT PRIMARY KEY,
+            media_type TEXT NOT NULL,
+            data       BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        )""")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_readable", _m002_readable),
     ("003_plain", _m003_plain),
+    ("004_assets", _m004_assets),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)

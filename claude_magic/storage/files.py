@@ -33,7 +33,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from ..errors import DamagedSession, InvalidSessionId, SessionExists, SessionNot
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
+from ._assets import AssetFolder
 from ._headers import (
     HEADER_SUFFIX,
     LOCK_NAME,
@@ -96,6 +97,7 @@ class DirectoryStorage:
         # messages file name -> (key, damage found in it), for damaged()
         self._line_damage: dict[str, tuple[tuple[int, int, int], list[DamagedEntry]]] = {}
         self._warned_lines: set[str] = set()  # each damaged line is reported once
+        self._assets = AssetFolder(self.root)  # images and PDFs: assets/<sha256>.<ext>
 
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.location!r})"
@@ -516,6 +518,22 @@ class DirectoryStorage:
             return []  # gone, or swapped for a link, since lstat
         self._line_damage[path.name] = (key, damage)
         return damage
+
+    # --- assets (storage/_assets.py) ------------------------------------------------------
+
+    def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
+        with self._os_errors("store an asset", self._assets.folder):
+            self._assets.put_asset(sha256, media_type, data)
+
+    def get_asset(self, sha256: str, media_type: str) -> bytes | None:
+        return self._assets.get_asset(sha256, media_type)
+
+    def asset_ids(self) -> set[str]:
+        return self._assets.asset_ids()
+
+    def delete_assets(self, sha256s: Iterable[str]) -> int:
+        with self._locked():
+            return self._assets.delete_assets(sha256s)
 
     def close(self) -> None:
         with self._mutex:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 
 from ..checks import clone_json
@@ -21,6 +22,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._sessions: dict[SessionId, Session] = {}
         self._stats: dict[SessionId, SessionStats] = {}
+        self._assets: dict[str, bytes] = {}  # SHA-256 -> bytes (see _assets.py)
         self._lock = threading.RLock()
         self._clock = MonotonicClock()
 
@@ -124,6 +126,23 @@ class MemoryStorage:
 
     def damaged(self) -> list[DamagedEntry]:
         return []
+
+    # --- assets (storage/_assets.py) ------------------------------------------------------
+
+    def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
+        with self._lock:
+            self._assets.setdefault(sha256, bytes(data))
+
+    def get_asset(self, sha256: str, media_type: str) -> bytes | None:
+        return self._assets.get(sha256)
+
+    def asset_ids(self) -> set[str]:
+        with self._lock:
+            return set(self._assets)
+
+    def delete_assets(self, sha256s: Iterable[str]) -> int:
+        with self._lock:
+            return sum(self._assets.pop(sha, None) is not None for sha in sha256s)
 
     def close(self) -> None:
         """Nothing to release."""

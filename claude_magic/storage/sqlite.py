@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -301,7 +301,9 @@ class SQLiteStorage:
             "duration_ms": message.duration_ms,
             "ids": message.ids,
         }
-        return (session_id, message.seq, message.role, message.content,
+        if not isinstance(message.content, str):  # blocks in extra, their text searchable
+            extra["blocks"] = message.content
+        return (session_id, message.seq, message.role, message.text,
                 format_time(message.created_at), message.status, message.error, message.model,
                 message.backend, message.usage.input_tokens, message.usage.output_tokens,
                 message.cost_usd, _dumps(extra))
@@ -309,7 +311,8 @@ class SQLiteStorage:
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:
         extra = _object(row[11], "message extra")
-        return Message(role=row[1], content=row[2], created_at=parse_time(row[3]), status=row[4],
+        content = row[2] if extra.get("blocks") is None else extra["blocks"]
+        return Message(role=row[1], content=content, created_at=parse_time(row[3]), status=row[4],
                        error=row[5], model=row[6], backend=row[7],
                        usage=Usage.from_dict(extra.get("usage")), cost_usd=row[10],
                        stop_reason=extra.get("stop_reason"), duration_ms=extra.get("duration_ms"),
