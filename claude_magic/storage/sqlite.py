@@ -568,3 +568,30 @@ class SQLiteStorage:
 def _short(exc: BaseException) -> str:
     text = str(exc)
     return text if len(text) <= 160 else text[:157] + "..."
+    # --- assets (storage/_assets.py) ------------------------------------------------------
+
+    def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO assets (sha256, media_type, data, created_at) "
+                       "VALUES (?, ?, ?, ?)",
+                       (sha256, media_type, sqlite3.Binary(data), format_time(self._clock.now())))
+
+    def get_asset(self, sha256: str, media_type: str) -> bytes | None:
+        rows = self._read("SELECT data FROM assets WHERE sha256 = ?", (sha256,))
+        return bytes(rows[0][0]) if rows and isinstance(rows[0][0], bytes) else None
+
+    def asset_ids(self) -> set[str]:
+        return {row[0] for row in self._read("SELECT sha256 FROM assets")}
+
+    def assets_in_use(self) -> set[str]:
+        """Every SHA-256 any message row names, readable or not (so none is collected)."""
+        from ._assets import named_assets
+
+        rows = self._read("SELECT extra FROM messages WHERE instr(extra, '\"asset\"') > 0")
+        return named_assets(str(row[0]) for row in rows)
+
+    def delete_assets(self, sha256s: Iterable[str]) -> int:
+        with self._transaction() as db:
+            return sum(db.execute("DELETE FROM assets WHERE sha256 = ?", (sha,)).rowcount
+                       for sha in sha256s)
+
