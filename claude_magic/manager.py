@@ -17,6 +17,7 @@ from .errors import ClaudeMagicError, SessionExists, SessionNotFound, StorageErr
 from .message import Message, Status, check_status
 from .session import _UNSET, Session, SessionBuilder, SessionChanges, SessionId, SessionSummary
 from .storage import StorageBackend, open_storage
+from .storage._assets import collect, portable, store_assets, store_session_assets
 from .storage.base import metadata_matches
 from .times import utc_now
 
@@ -194,12 +195,14 @@ class SessionManager:
         (decided atomically by the store), so a session changed meanwhile is kept."""
         deleted = self.storage.delete(SessionId(session_id), if_updated_at=if_updated_at)
         if deleted:
+            collect(self.storage)  # images and PDFs no session references any more
             self._changed("deleted", session_id)
         return deleted
 
     def clear(self) -> int:
         """Remove every session; returns how many were removed."""
         count = self.storage.clear()
+        collect(self.storage)
         self._changed("cleared", None)
         return count
 
@@ -247,7 +250,7 @@ class SessionManager:
         nothing is written."""
         if not isinstance(message, Message):
             raise TypeError(f"append takes a Message, got {type(message).__name__}")
-        stored = self.storage.append(SessionId(session_id), message)
+        stored = self.storage.append(SessionId(session_id), store_assets(self.storage, message))
         self._changed("appended", session_id)
         return stored
 
@@ -278,6 +281,7 @@ class SessionManager:
 
     def import_session(self, session: Session, *, overwrite: bool = False) -> Session:
         """Store a session exactly as given (times and messages), e.g. from a JSON export."""
+        session = store_session_assets(self.storage, session)  # base64 data into assets
         stored = self.storage.create(session, overwrite=overwrite, preserve_times=True)
         self._changed("created", stored.id)
         return stored
@@ -314,6 +318,8 @@ class SessionManager:
             if self.storage.delete(summary.id, if_updated_at=summary.updated_at):
                 deleted.append(summary.id)
                 self._changed("deleted", summary.id)
+        if deleted:
+            collect(self.storage)
         return deleted
 
     # --- owners and visibility (team stores) ----------------------------------------------
@@ -389,7 +395,7 @@ class SessionManager:
                 session = self.get(session_id)
                 if session is None:  # deleted meanwhile by another kernel
                     continue
-                target.import_session(session, overwrite=overwrite)
+                target.import_session(portable(self.storage, session), overwrite=overwrite)
             except ClaudeMagicError as exc:
                 raise StorageError(f"copy stopped at {str(session_id)!r} after {len(copied)} of "
                                    f"{len(ids)} sessions (each one copied is complete): "

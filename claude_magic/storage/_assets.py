@@ -29,6 +29,7 @@ from ..blocks import (
 )
 from ..errors import StorageError
 from ..message import Message
+from ..session import Session
 from ._jsonio import read_file, write_atomic
 
 _SHA_ONLY = re.compile(r"[0-9a-f]{64}")
@@ -222,3 +223,30 @@ class AssetFolder:
                     os.unlink(self.folder / name)
                     removed += 1
         return removed
+
+
+def store_session_assets(storage: Any, session: Session) -> Session:
+    """``session`` (an import) with its base64 data put in ``storage``'s assets; a reference
+    to an asset the store does not hold is a one-line :class:`StorageError` (nothing written:
+    export with embedded data, or copy with ``copy_to``, which carries the assets)."""
+    if not isinstance(storage, AssetStore) or all(isinstance(m.content, str)
+                                                   for m in session.messages):
+        return session
+    for message in session.messages:
+        for source in binary_sources(message.blocks):
+            if source.get("type") == "asset":
+                load(storage, source["sha256"], source["media_type"])
+    session = session.copy()
+    session.messages = [store_assets(storage, m) for m in session.messages]
+    return session
+
+
+def portable(storage: Any, session: Session) -> Session:
+    """``session`` with its asset references expanded to base64: it no longer needs
+    ``storage`` (for a copy into another store, or an export)."""
+    if all(isinstance(m.content, str) or not asset_refs(m.content) for m in session.messages):
+        return session
+    session = session.copy()
+    for message in session.messages:
+        message.content = expand(storage, message.content)
+    return session
