@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import loads_checked
 from ..message import Message, SessionStats, Usage
 from ..session import SessionId, SessionSummary
 from . import _pg_text as text
@@ -30,8 +31,10 @@ def trusted_id(value: str) -> SessionId:
     return str.__new__(SessionId, value)
 
 
-def json_object(value: str) -> dict[str, Any]:
-    parsed = {} if value == "{}" else text.loads(value)
+def json_object(value: str, what: str = "metadata") -> dict[str, Any]:
+    """A stored JSON object, checked as our writes are: ints within 64 bits, finite floats,
+    nesting at most 100 (``ValueError`` / ``TypeError``)."""
+    parsed = {} if value == "{}" else loads_checked(text.json_text(value), what)
     if type(parsed) is not dict:
         raise TypeError("not a JSON object")
     return parsed
@@ -41,7 +44,8 @@ def summary_of(row: tuple[Any, ...]) -> SessionSummary:
     """A summary from a row the ``readable`` column passed; ValueError/TypeError if not."""
     stats = SessionStats(row[6], row[7], row[8], row[9], row[10], text.dec(row[11]))
     return SessionSummary(trusted_id(row[0]), text.dec(row[1]), json_object(row[2]),
-                          json_object(row[3]), row[4], row[5], stats)
+                          json_object(row[3], "settings"), row[4], row[5], stats)
+
 
 def message_row(session_id: str, message: Message) -> tuple[Any, ...]:
     usage = message.usage
@@ -52,10 +56,11 @@ def message_row(session_id: str, message: Message) -> tuple[Any, ...]:
             usage.cache_read_input_tokens, message.cost_usd, text.enc(message.stop_reason),
             message.duration_ms, text.dumps(message.ids))
 
+
 def message_of(row: tuple[Any, ...]) -> Message:
     return Message(role=row[1], content=text.dec(row[2]), created_at=row[3], status=row[4],
                    error=text.dec(row[5]), model=text.dec(row[6]), backend=text.dec(row[7]),
                    usage=Usage(row[8], row[9], row[10], row[11]), cost_usd=row[12],
                    stop_reason=text.dec(row[13]), duration_ms=row[14],
-                   ids=json_object(row[15]), seq=row[0])
+                   ids=json_object(row[15], "ids"), seq=row[0])
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..checks import MAX_DEPTH
 from ..errors import StorageError
 from ..session import _RESERVED
 
@@ -119,16 +120,45 @@ def _m001_initial(cur: psycopg.Cursor[Any]) -> None:
     cur.execute(_M001)
 
 
+def _plain_json(column: str) -> str:
+    """No text that might hold a value Python refuses: a digit run past 64 bits, a float
+    exponent past its range, an escaped UTF-16 surrogate, more brackets than nesting allows
+    (as SQLite's ``plain`` column)."""
+    text = f"{column}::text"
+    return (f"{text} !~ '[0-9]{{19}}' AND {text} !~ '[eE][-+]?[0-9]{{3}}' "
+            f"AND {text} !~ '\\\\u[dD][89a-fA-F]' "
+            f"AND length({text}) - length(translate({text}, '[{{', '')) <= {MAX_DEPTH}")
+
+
+#: Rows SQL can vouch for: Python reads their JSON for sure. The others (``readable`` but
+#: not ``plain``: big numbers, deep JSON) are checked in Python; the few that fail are damaged.
+PLAIN = f"coalesce({_plain_json('metadata_json')} AND {_plain_json('settings_json')}, false)"
+
+
+def _m002_plain(cur: psycopg.Cursor[Any]) -> None:
+    """``plain``, and small indexes for the rows listing must look at more closely."""
+    cur.execute(f"ALTER TABLE {SCHEMA}.sessions ADD COLUMN plain boolean "
+                f"GENERATED ALWAYS AS ({PLAIN}) STORED")
+    cur.execute(f"CREATE INDEX sessions_suspect ON {SCHEMA}.sessions (id) "
+                "WHERE readable AND NOT plain")
+    cur.execute(f"CREATE INDEX sessions_unreadable ON {SCHEMA}.sessions (id) WHERE NOT readable")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Cursor[Any]], None]], ...] = (
     ("001_initial", _m001_initial),
+    ("002_plain", _m002_plain),
 )
 
 
 def _applied(cur: psycopg.Cursor[Any]) -> set[str] | None:
     """Names of applied migrations, or None when the store has never been set up here."""
-    cur.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.migrations",))
-    if cur.fetchone()[0] is None:  # type: ignore[index]
+    # pg_class read by a query, not to_regclass(): the catalog cache may still remember the
+    # table as missing after another kernel created it while this one waited for the lock
+    cur.execute("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'migrations'",
+                (SCHEMA,))
+    if cur.fetchone() is None:
         return None
     cur.execute(f"SELECT name FROM {SCHEMA}.migrations")
     return {row[0] for row in cur.fetchall()}
@@ -148,6 +178,14 @@ def _grant_team(cur: psycopg.Cursor[Any], team_role: str) -> None:
     """Create the group role when missing and grant it what members need (idempotent)."""
     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (team_role,))
     if cur.fetchone() is None:
+        cur.execute("SELECT rolcreaterole OR rolsuper, current_user FROM pg_roles "
+                    "WHERE rolname = current_user")
+        may_create, role = cur.fetchone()  # type: ignore[misc]
+        if not may_create:
+            raise StorageError(
+                f"cannot create the group role {team_role}: {role} may not create roles; an "
+                f"administrator runs CREATE ROLE {team_role} NOLOGIN once (or grants "
+                f"{role} CREATEROLE), then connect again")
         cur.execute(f'CREATE ROLE "{team_role}" NOLOGIN')
     cur.execute(f'GRANT USAGE ON SCHEMA {SCHEMA} TO "{team_role}"')
     cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {SCHEMA}.sessions, {SCHEMA}.messages "
@@ -162,12 +200,31 @@ def _team_ready(cur: psycopg.Cursor[Any], team_role: str) -> bool:
     return bool(cur.fetchone()[0])  # type: ignore[index]
 
 
-def migrate(conn: psycopg.Connection[Any], team_role: str, where: str) -> None:
-    """Bring the store up to date (owner) or check that it is (member); one transaction."""
+def set_up(conn: psycopg.Connection[Any], team_role: str, where: str) -> str:
+    """Create or repair the schema, its policies and the team role explicitly: only the
+    database owner may (else a one-line StorageError). Returns what is ready, as a line."""
+    with conn.transaction(), conn.cursor() as cur:
+        if not _may_set_up(cur):
+            cur.execute("SELECT current_user, pg_get_userbyid(datdba) FROM pg_database "
+                        "WHERE datname = current_database()")
+            role, owner = cur.fetchone()  # type: ignore[misc]
+            raise StorageError(f"{role} may not set up the team store {where}: only its "
+                               f"database owner ({owner}) can; connect as {owner} to run it")
+    migrate(conn, team_role, where, regrant=True)
+    return (f"The team store {where} is set up: schema {SCHEMA} ({len(MIGRATIONS)} migrations), "
+            f"row-level security, group role {team_role}; add a member with "
+            f"CREATE ROLE name LOGIN IN ROLE {team_role}.")
+
+
+def migrate(conn: psycopg.Connection[Any], team_role: str, where: str, *,
+            regrant: bool = False) -> None:
+    """Bring the store up to date (owner) or check that it is (member); one transaction.
+    ``regrant``: grant the team role its privileges again even when they look complete."""
     known = [name for name, _ in MIGRATIONS]
     with conn.transaction(), conn.cursor() as cur:
         applied = _applied(cur)
-        if applied is not None and applied >= set(known) and not _may_set_up(cur):
+        if applied is not None and applied >= set(known) and not regrant and \
+                not _may_set_up(cur):
             _check_newer(applied, known, where)
             return  # a member on an up-to-date store: nothing to do, no lock taken
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
@@ -186,7 +243,7 @@ def migrate(conn: psycopg.Connection[Any], team_role: str, where: str) -> None:
             if name not in applied:
                 migration(cur)
                 cur.execute(f"INSERT INTO {SCHEMA}.migrations (name) VALUES (%s)", (name,))
-        if not _team_ready(cur, team_role):
+        if regrant or not _team_ready(cur, team_role):
             _grant_team(cur, team_role)
 
 

@@ -42,7 +42,7 @@ from ._pg_rows import (
     summary_of,
     trusted_id,
 )
-from ._pg_schema import CHANNEL, MESSAGE_OK, SCHEMA, migrate
+from ._pg_schema import CHANNEL, MESSAGE_OK, SCHEMA, migrate, set_up
 from ._pg_url import PostgresURL
 from .base import DamagedEntry, SummaryColumns, warn_damaged
 
@@ -188,15 +188,36 @@ class PostgresStorage:
         cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")
         return [self._report(str(row[0]), _DAMAGED) for row in cur.fetchall()]
 
+    def _python_damaged(self, cur: psycopg.Cursor[Any], scope: Scope = "all"
+                        ) -> dict[str, DamagedEntry]:
+        """Rows SQL reads but Python refuses (a 5,000-digit number, JSON nested too deep),
+        each reported once. Only rows ``plain`` cannot vouch for are read (a small index)."""
+        cur.execute(f"SELECT {SESSION_COLUMNS} FROM {_S} WHERE readable AND NOT plain "
+                    f"{_scope(scope)} ORDER BY id")
+        bad = {}
+        for row in cur.fetchall():
+            try:
+                summary_of(row)
+            except (ValueError, TypeError) as exc:
+                bad[row[0]] = self._report(str(row[0]), f"unreadable row ({exc})")
+        return bad
+
+    def _skipped(self, cur: psycopg.Cursor[Any], scope: Scope = "all") -> dict[str, DamagedEntry]:
+        """Report every damaged row; return the ids in ``scope`` a listing must leave out."""
+        self._report_unreadable(cur)
+        return self._python_damaged(cur, scope)
+
     def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str,
                   extra: str = "") -> tuple[Any, ...]:
         """Lock a session this role owns for a write; returns (shared with the team?,
         *``extra`` columns). SessionNotFound / DamagedSession / StorageError if not writable."""
-        cur.execute(f"SELECT readable, visibility = 'team'{extra} FROM {_S} WHERE id = %s "
-                    "FOR UPDATE", (session_id,))
+        cur.execute(f"SELECT readable, plain, visibility = 'team'{extra} FROM {_S} "
+                    "WHERE id = %s FOR UPDATE", (session_id,))
         row = cur.fetchone()
         if row is not None and row[0]:
-            return row[1:]
+            if not row[1]:
+                self._header(cur, session_id)  # DamagedSession when Python refuses the row
+            return row[2:]
         if row is not None:
             raise DamagedSession(str(session_id), self.location, _DAMAGED)
         cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
@@ -367,7 +388,9 @@ class PostgresStorage:
     def clear(self) -> int:
         """Remove every readable session of this role (the team's stay)."""
         with self._transaction() as cur:
-            cur.execute(f"DELETE FROM {_S} WHERE readable AND owner_role = current_user")
+            keep = list(self._python_damaged(cur, "mine"))
+            cur.execute(f"DELETE FROM {_S} WHERE readable AND owner_role = current_user "
+                        "AND NOT (id = ANY(%s))", (keep,))
             count = cur.rowcount
             self._notify(cur, "cleared", None, team=True)
         return count
@@ -375,11 +398,11 @@ class PostgresStorage:
     def list_ids(self, *, scope: Scope = "all") -> list[SessionId]:
         """Ids of readable sessions this role may see (``mine``, ``team`` or ``all``)."""
         with self._transaction(write=False) as cur:
-            self._report_unreadable(cur)
+            bad = self._skipped(cur, scope)
             cur.execute(f"SELECT id FROM {_S} WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
             rows = cur.fetchall()
         new = str.__new__
-        return [new(SessionId, row[0]) for row in rows]
+        return [new(SessionId, row[0]) for row in rows if not bad or row[0] not in bad]
 
     def summaries(self, *, scope: Scope = "all") -> list[SessionSummary]:
         with self._transaction(write=False) as cur:
@@ -398,10 +421,12 @@ class PostgresStorage:
     def summary_columns(self, *, scope: Scope = "all") -> SummaryColumns:
         """One query, column by column; metadata parsed in one ``json.loads`` of them all."""
         with self._transaction(write=False) as cur:
-            self._report_unreadable(cur)
+            bad = self._skipped(cur, scope)
             cur.execute(f"SELECT {LISTING_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
                         f"{_NEWEST_FIRST}")
             rows = cur.fetchall()
+        if bad:
+            rows = [row for row in rows if row[0] not in bad]
         columns: list[Any] = ([list(column) for column in zip(*rows, strict=True)]
                               or [[] for _ in range(11)])
         try:
@@ -414,12 +439,15 @@ class PostgresStorage:
         return SummaryColumns(*columns)
 
     def count(self, *, scope: Scope = "all") -> int:
-        return self._read(f"SELECT count(*) FROM {_S} WHERE readable {_scope(scope)}")[0][0]
+        with self._transaction(write=False) as cur:
+            bad = self._skipped(cur, scope)
+            cur.execute(f"SELECT count(*) FROM {_S} WHERE readable {_scope(scope)}")
+            return cur.fetchone()[0] - len(bad)  # type: ignore[index]
 
     def damaged(self) -> list[DamagedEntry]:
         """Rows that cannot be read: sessions, and messages of readable sessions."""
         with self._transaction(write=False) as cur:
-            entries = self._report_unreadable(cur)
+            entries = self._report_unreadable(cur) + list(self._python_damaged(cur).values())
             cur.execute(f"SELECT session_id, seq FROM {_M} m WHERE NOT ({MESSAGE_OK}) "
                         "ORDER BY session_id, seq")
             rows = cur.fetchall()
@@ -443,6 +471,17 @@ class PostgresStorage:
         rows = self._read(f"SELECT id, owner, visibility, owner_role = current_user FROM {_S} "
                           f"WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
         return {trusted_id(r[0]): Sharing(text.dec(r[1]) or "", r[2], r[3]) for r in rows}
+
+    def setup(self) -> str:
+        """Create or repair the schema, policies and team role explicitly (``storage SPEC
+        --init``): the database owner only, else a one-line ``StorageError``."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self._url.conninfo, autocommit=True) as conn:
+                return set_up(conn, self._url.team_role, self.location)
+        except psycopg.Error as exc:
+            raise self._error(exc, "cannot be set up") from None
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event, session_id)`` for changes other store objects commit (other

@@ -15,7 +15,7 @@ from claude_magic.errors import DamagedSession, StorageError
 from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.session import Session, SessionId
-from claude_magic.storage._pg_schema import ID_OK
+from claude_magic.storage._pg_schema import ID_OK, LOCK_KEY, migrate
 from claude_magic.storage.postgres import PostgresStorage
 
 from ..storage.test_processes import read_acks, start
@@ -100,6 +100,35 @@ def blocked_backend(server: Server, database: str, timeout: float = 10) -> int:
                 return row[0]
             time.sleep(0.02)
     raise AssertionError("the write never reached the messages table")
+
+
+def test_a_kernel_waiting_while_another_sets_the_store_up_finds_it_done(
+        pg_server: Server, pg_url: str) -> None:
+    """What made eight kernels opening a new store at once flaky: the waiting one had looked
+    for the migrations table before the lock, and its catalog cache still said 'missing'."""
+    database = pg_url.split("?")[0].rsplit("/", 1)[1]
+    opened: list[object] = []
+
+    def second_kernel() -> None:
+        try:
+            opened.append(PostgresStorage(pg_url))
+        except BaseException as exc:
+            opened.append(exc)
+
+    with psycopg.connect(pg_url) as first:  # one transaction, committed at the end
+        first.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        waiting = threading.Thread(target=second_kernel)
+        waiting.start()
+        deadline = time.time() + 30
+        with psycopg.connect(pg_server.url("postgres", database), autocommit=True) as watcher:
+            while not watcher.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                      "AND NOT granted").fetchone():
+                assert time.time() < deadline, "the second kernel never waited for the lock"
+                time.sleep(0.02)
+        migrate(first, "claude_magic_team", "test")
+    waiting.join(60)
+    assert len(opened) == 1 and isinstance(opened[0], PostgresStorage), opened
+    opened[0].close()
 
 
 @pytest.mark.parametrize("write", ["import", "append"])
