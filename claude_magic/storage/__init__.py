@@ -9,6 +9,7 @@ store of its kind is opened.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
     from .base import Storage
 
 Kind = Literal["file", "sqlite", "memory", "postgres"]
+
+#: What a spec string may be, for error lines.
+KNOWN_SPECS = ("a directory path, sqlite:///path.db, memory or "
+               "postgresql://user@host/db")
+#: ``scheme://`` at the start of a spec (a directory path never has one).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _shown(text: str) -> str:
+    """A spec for an error line: masked like a URL with a password, and bounded."""
+    head, sep, tail = text.partition("://")
+    tail = tail.rsplit("@", 1)[-1] if "@" in tail else tail
+    shown = f"{head}{sep}{tail}"
+    return repr(shown if len(shown) <= 80 else shown[:77] + "...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +68,12 @@ class StorageBackend:
 
     @classmethod
     def parse(cls, spec: str | os.PathLike[str]) -> StorageBackend:
-        """``"memory"``, ``"sqlite:///rel.db"``, ``"sqlite:////abs.db"`` or a directory path."""
+        """``"memory"``, ``"sqlite:///rel.db"``, ``"sqlite:////abs.db"``,
+        ``"postgresql://..."`` or a directory path; any other ``scheme://`` is a
+        :class:`~claude_magic.errors.StorageError` listing these."""
         text = os.fspath(spec).strip()
         if not text:
-            raise StorageError("empty storage spec; use a directory, sqlite:///path or memory")
+            raise StorageError(f"empty storage spec; use {KNOWN_SPECS}")
         if text in ("memory", "memory:", ":memory:"):
             return cls.memory()
         if text.startswith(("postgresql://", "postgres://")):
@@ -72,6 +89,10 @@ class StorageBackend:
             return cls.sqlite(path)
         if text.startswith("file://"):
             return cls.file(text[len("file://"):])
+        scheme = _SCHEME.match(text)
+        if scheme:
+            raise StorageError(f"unknown storage spec {scheme.group(0)!r} in {_shown(text)}; "
+                               f"use {KNOWN_SPECS}")
         return cls.file(text)
 
     def __repr__(self) -> str:  # the dataclass repr, with a PostgreSQL password masked

@@ -31,6 +31,7 @@ from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageErro
 from ..message import Message, SessionStats, Status, Usage
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MAX_TIME, MIN_TIME, MonotonicClock, as_utc, format_time, parse_time
+from ._jsonio import entry_problem
 from ._sqlite_schema import (  # noqa: F401 (ID_OK, _time_ok, _plain_time: for tests)
     _MESSAGE_COLUMNS,
     _MESSAGE_OK,
@@ -80,6 +81,50 @@ def _plain_loads(text: str) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def _lenient_text(raw: bytes) -> str | bytes:
+    """A text value as ``str``, or its raw bytes when it is not UTF-8 (planted by another
+    tool): the row is then a damaged entry instead of failing the whole query."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _undecodable(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` is Python's sqlite3 refusing text that is not UTF-8."""
+    return "Could not decode to UTF-8" in str(exc)
+
+
+def fetch(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Every row of ``sql``; a text value that is not UTF-8 comes back as ``bytes`` (which
+    every row reader refuses) rather than failing the query for every row."""
+    try:
+        return db.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if not _undecodable(exc):
+            raise
+    db.text_factory = _lenient_text
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.text_factory = str
+
+
+def _shown(value: Any) -> str:
+    """A value read from a row, for a report (bytes that are not UTF-8 escaped)."""
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else str(value)
+
+
+#: Any character outside ASCII (bytes that are not UTF-8 included), for SQL's GLOB.
+_NON_ASCII = "'*[^' || char(1) || '-' || char(127) || ']*'"
+_TEXT_COLUMNS = ("system_prompt", "metadata", "settings", "created_at", "updated_at",
+                 "last_model")
+
+
+def _any_non_ascii(columns: tuple[str, ...]) -> str:
+    return " OR ".join(f"{column} GLOB {_NON_ASCII}" for column in columns)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
@@ -118,6 +163,32 @@ def _os_cause(path: Path) -> str | None:
     return None
 
 
+#: Files SQLite opens beside a database (``-wal`` and ``-shm`` in WAL mode, ``-journal``).
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def refuse_planted_files(path: Path) -> None:
+    """One-line :class:`StorageError` if ``path`` or a side file SQLite would open beside it
+    is a symbolic link, FIFO, socket, device or directory (``lstat``: nothing is followed).
+
+    SQLite opens and writes these names itself, following links and blocking on a FIFO, so
+    they are checked before every open. The database may not be a link either: SQLite would
+    write through it (and put its side files beside the file it points to); a folder on the
+    way to it may be one (the user's choice, like a directory store's root)."""
+    problem = entry_problem(path)
+    if problem is not None:
+        target = f"; it points to {os.readlink(path)}" if os.path.islink(path) else ""
+        raise StorageError(f"cannot open SQLite store {path}: not a regular file ({problem}"
+                           f"{target}); give the path of the database file itself")
+    for suffix in SIDE_FILES:
+        side = Path(f"{path}{suffix}")
+        problem = entry_problem(side)
+        if problem is not None:
+            raise StorageError(f"cannot open SQLite store {path}: {side.name} beside it is not "
+                               f"a regular file ({problem}) and SQLite would open it; remove "
+                               f"{side} if you did not put it there")
+
+
 class SQLiteStorage:
     """Sessions in a SQLite database file.
 
@@ -126,17 +197,28 @@ class SQLiteStorage:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        self.path = Path(path).expanduser().resolve()
+        given = Path(os.path.abspath(Path(path).expanduser()))
+        self.path = given.resolve()
         self.location = f"sqlite:///{self.path}"
+        #: The path as the user gave it (absolute), for error lines.
+        self.given = given
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
         self._reported: set[str] = set()
+        #: ``PRAGMA data_version`` -> ids of readable rows holding text that is not UTF-8
+        self._undecodable: tuple[int, frozenset[str]] = (-1, frozenset())
         #: Why the store is read-only (None when it is writable).
         self.read_only: str | None = None
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise StorageError(f"the SQLite store needs SQLite {'.'.join(map(str, MIN_SQLITE))} "
                                f"or newer, this Python has {sqlite3.sqlite_version}; use a "
                                "directory store instead")
+        refuse_planted_files(given)
+        if (self.path.is_file() and os.access(self.path, os.R_OK)
+                and not os.access(self.path, os.W_OK)):  # never opened for writing: see
+            self.read_only = _os_cause(self.path)       # _open_read_only
+            self._db = self._open_read_only(PermissionError(errno.EACCES, "read-only"))
+            return
         try:
             self._db = self._open_writable(busy_timeout)
         except (OSError, sqlite3.Error) as exc:
@@ -180,11 +262,10 @@ class SQLiteStorage:
         return _code(exc) in (_PERM, _READONLY, _CANTOPEN, _IOERR)
 
     def _open_read_only(self, first: BaseException) -> sqlite3.Connection:
-        """Open for reading only: ``mode=ro``, else ``immutable=1`` (a WAL database in a
-        folder where SQLite cannot create its ``-shm`` file)."""
+        """Open for reading only, creating no file (see :meth:`_read_only_queries`)."""
         base = f"file:{quote(str(self.path))}"
         last: BaseException = first
-        for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        for query in self._read_only_queries():
             try:
                 db = sqlite3.connect(base + query, uri=True, isolation_level=None,
                                      check_same_thread=False)
@@ -206,6 +287,17 @@ class SQLiteStorage:
             return db
         raise self._open_error(last)
 
+    def _read_only_queries(self) -> tuple[str, ...]:
+        """``mode=ro`` only when the ``-wal`` and ``-shm`` files already exist (a writer has
+        the database open): else SQLite would create them owned by this user, with the
+        database's mode, and the owner could no longer write its own store (or this user
+        could write into its WAL). Without them there is nothing in a WAL: ``immutable=1``
+        reads the file as it is, creating nothing (a writer that starts later is not seen
+        until the store is opened again)."""
+        if all(os.path.isfile(f"{self.path}{suffix}") for suffix in ("-wal", "-shm")):
+            return ("?mode=ro", "?mode=ro&immutable=1")
+        return ("?mode=ro&immutable=1",)
+
     def _open_error(self, exc: BaseException, cause: str | None = None) -> StorageError:
         if isinstance(exc, StorageError):
             return exc
@@ -213,7 +305,7 @@ class SQLiteStorage:
             return self._error(exc)  # type: ignore[arg-type]
         hint = ("; if the file is not a database, move it aside and a new one is created"
                 if _code(exc) in (_NOTADB, _CORRUPT) else "")
-        return StorageError(f"cannot open SQLite store {self.path}: {cause or _cause(exc)}{hint}")
+        return StorageError(f"cannot open SQLite store {self.given}: {cause or _cause(exc)}{hint}")
 
     # --- transactions and migrations ------------------------------------------------------
 
@@ -239,7 +331,7 @@ class SQLiteStorage:
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._mutex:
             try:
-                return self._db.execute(sql, params).fetchall()
+                return fetch(self._db, sql, params)
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
@@ -288,7 +380,9 @@ class SQLiteStorage:
         """A summary from a row the ``readable`` column passed; ValueError/TypeError if not."""
         prompt = row[1]
         if prompt is not None and type(prompt) is not str:
-            raise TypeError("system_prompt is not text")
+            raise TypeError("system_prompt is not UTF-8 text")
+        if row[11] is not None and type(row[11]) is not str:
+            raise TypeError("last_model is not UTF-8 text")
         stats = SessionStats(row[6], row[7], row[8], row[9], row[10], row[11])
         return SessionSummary(_trusted_id(row[0]), prompt, _object(row[2]),
                               _object(row[3], "settings"), _time(row[4]), _time(row[5]), stats)
@@ -326,19 +420,35 @@ class SQLiteStorage:
         return entry
 
     def _report_unreadable(self) -> list[DamagedEntry]:
-        """Warn (once each) about rows the ``readable`` column rejects; returns them."""
+        """Warn (once each) about rows the ``readable`` column rejects, and readable rows
+        holding text that is not UTF-8; returns them."""
         rows = self._read("SELECT id FROM sessions WHERE readable = 0")
-        return [self._report(str(row[0]), "unreadable row (bad id, JSON or time)")
-                for row in rows]
+        entries = [self._report(_shown(row[0]), "unreadable row (bad id, JSON or time)")
+                   for row in rows]
+        return entries + [self._report(session_id, "unreadable row (text that is not UTF-8)")
+                          for session_id in sorted(self._not_utf8())]
+
+    def _not_utf8(self) -> frozenset[str]:
+        """Ids of readable rows with text that is not UTF-8. Only another connection can
+        write such text (Python's ``str`` always encodes), so the scan runs again only when
+        ``PRAGMA data_version`` says another connection committed."""
+        version = self._read("PRAGMA data_version")[0][0]
+        if version != self._undecodable[0]:
+            rows = self._read(f"SELECT id, {', '.join(_TEXT_COLUMNS)} FROM sessions "
+                              f"WHERE readable = 1 AND ({_any_non_ascii(_TEXT_COLUMNS)})")
+            bad = frozenset(row[0] for row in rows
+                            if any(isinstance(value, bytes) for value in row))
+            self._undecodable = (version, bad)
+        return self._undecodable[1]
 
     def _checked_row(self, db: sqlite3.Connection, session_id: SessionId) -> SessionSummary:
         """The session's header, read in the write transaction: ``SessionNotFound`` when
         missing, ``DamagedSession`` when SQL or Python cannot read it (never overwritten)."""
-        row = db.execute(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
-                         (session_id,)).fetchone()
-        if row is None:
+        rows = fetch(db, f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
+                     (session_id,))
+        if not rows:
             raise SessionNotFound(str(session_id))
-        return self._summary_or_damaged(session_id, row)
+        return self._summary_or_damaged(session_id, rows[0])
 
     def _summary_or_damaged(self, session_id: SessionId, row: tuple[Any, ...]) -> SessionSummary:
         """:meth:`_summary` of a row ending in ``readable``; ``DamagedSession`` if unreadable."""
@@ -390,13 +500,13 @@ class SQLiteStorage:
 
     def load(self, session_id: SessionId) -> Session | None:
         with self._transaction("BEGIN") as db:  # one snapshot for the header and messages
-            row = db.execute(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
-                             (session_id,)).fetchone()
-            if row is None:
+            rows = fetch(db, f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
+                         (session_id,))
+            if not rows:
                 return None
-            message_rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages "
-                                      "WHERE session_id = ? ORDER BY seq", (session_id,)).fetchall()
-        summary = self._summary_or_damaged(session_id, row)
+            message_rows = fetch(db, f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+                                 "WHERE session_id = ? ORDER BY seq", (session_id,))
+        summary = self._summary_or_damaged(session_id, rows[0])
         messages = []
         for message_row in message_rows:
             try:
@@ -458,10 +568,9 @@ class SQLiteStorage:
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         with self._transaction() as db:
             if if_updated_at is not None:
-                row = db.execute("SELECT updated_at FROM sessions WHERE id = ?",
-                                 (session_id,)).fetchone()
+                rows = fetch(db, "SELECT updated_at FROM sessions WHERE id = ?", (session_id,))
                 try:
-                    if row is None or _time(row[0]) != as_utc(if_updated_at):
+                    if not rows or _time(rows[0][0]) != as_utc(if_updated_at):
                         return False
                 except (ValueError, TypeError):  # a damaged time is never "the one listed"
                     return False
@@ -470,24 +579,20 @@ class SQLiteStorage:
     def clear(self) -> int:
         """Delete every readable session; rows SQL or Python cannot read stay."""
         with self._transaction() as db:
-            keep = []
-            for row in db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions "
-                                  "WHERE readable = 1 AND NOT plain").fetchall():
+            keep = set(self._not_utf8())
+            for row in fetch(db, f"SELECT {_SESSION_COLUMNS} FROM sessions "
+                                 "WHERE readable = 1 AND NOT plain"):
                 try:
                     self._summary(row)
                 except (ValueError, TypeError):
-                    keep.append(row[0])
-            deleted = db.execute("DELETE FROM sessions WHERE readable = 1 AND plain = 1").rowcount
-            suspects = db.execute("SELECT id FROM sessions WHERE readable = 1 AND NOT plain")
-            for (session_id,) in suspects.fetchall():
-                if session_id not in keep:
-                    deleted += db.execute("DELETE FROM sessions WHERE id = ?",
-                                          (session_id,)).rowcount
-            return deleted
+                    keep.add(row[0])
+            return db.execute("DELETE FROM sessions WHERE readable = 1 AND id NOT IN "
+                              "(SELECT value FROM json_each(?))", (_dumps(sorted(keep)),)).rowcount
 
     def summaries(self) -> list[SessionSummary]:
         with self._mutex:
             self._report_unreadable()
+            skip = self._not_utf8()
             rows = self._read(f"SELECT {_SESSION_COLUMNS}, plain FROM sessions "
                               f"WHERE readable = 1 {_NEWEST_FIRST}")
         # _summary() inlined for rows ``plain`` vouches for: this loop is most of what reading
@@ -495,6 +600,8 @@ class SQLiteStorage:
         result = []
         append, loads, new = result.append, _plain_loads, str.__new__
         for row in rows:
+            if skip and row[0] in skip:
+                continue
             try:
                 if not row[12]:
                     append(self._summary(row))
@@ -516,7 +623,7 @@ class SQLiteStorage:
         times and totals, so only the metadata is parsed here (times stay ISO strings)."""
         with self._mutex:
             self._report_unreadable()
-            bad = self._python_damaged()
+            bad = self._python_damaged() | self._not_utf8()
             rows = self._read("SELECT id, system_prompt, metadata, created_at, updated_at, "
                               "message_count, turns, input_tokens, output_tokens, cost_usd, "
                               f"last_model FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
@@ -535,7 +642,7 @@ class SQLiteStorage:
     def list_ids(self) -> list[SessionId]:
         with self._mutex:
             self._report_unreadable()
-            bad = self._python_damaged()
+            bad = self._python_damaged() | self._not_utf8()
             rows = self._read(f"SELECT id FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
         new = str.__new__  # SessionId without re-checking: ``readable`` checked the id
         return [new(SessionId, row[0]) for row in rows if row[0] not in bad]
@@ -543,31 +650,39 @@ class SQLiteStorage:
     def count(self) -> int:
         with self._mutex:
             total = self._read("SELECT count(*) FROM sessions WHERE readable = 1")[0][0]
-            return total - len(self._python_damaged())
+            return total - len(self._python_damaged() | self._not_utf8())
 
     def damaged(self) -> list[DamagedEntry]:
-        """Rows that cannot be read: sessions, and messages of readable sessions."""
+        """Rows that cannot be read: sessions, and messages of readable sessions (those SQL
+        refuses, and those only Python refuses: every message row is read once)."""
         with self._mutex:
             entries = self._report_unreadable()
+            skip = self._not_utf8()
             for row in self._read(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE readable = 1"):
+                if row[0] in skip:
+                    continue
                 try:
                     self._summary(row)
                 except (ValueError, TypeError) as exc:
                     entries.append(self._report(str(row[0]), f"unreadable row ({_short(exc)})"))
-            for session_id, seq in self._read(
-                    f"SELECT session_id, seq FROM messages WHERE NOT ({_MESSAGE_OK}) "
-                    "ORDER BY session_id, seq"):
-                entries.append(self._report(str(session_id), "unreadable message", f":{seq}"))
+            entries += self._damaged_messages()
         return entries
 
-    def close(self) -> None:
-        with self._mutex:
-            self._db.close()
+    def _damaged_messages(self) -> list[DamagedEntry]:
+        """Message rows SQL refuses (``_MESSAGE_OK``), then those Python refuses."""
+        entries = [self._report(_shown(session_id), "unreadable message", f":{seq}")
+                   for session_id, seq in self._read(
+                       f"SELECT session_id, seq FROM messages WHERE NOT ({_MESSAGE_OK}) "
+                       "ORDER BY session_id, seq")]
+        for row in self._read(f"SELECT session_id, {_MESSAGE_COLUMNS} FROM messages "
+                              f"WHERE {_MESSAGE_OK} ORDER BY session_id, seq"):
+            try:
+                self._message(row[1:])
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                entries.append(self._report(_shown(row[0]), f"unreadable message "
+                                            f"({_short(exc)})", f":{row[1]}"))
+        return entries
 
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 160 else text[:157] + "..."
     # --- assets (storage/_assets.py) ------------------------------------------------------
 
     def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
@@ -595,3 +710,11 @@ def _short(exc: BaseException) -> str:
             return sum(db.execute("DELETE FROM assets WHERE sha256 = ?", (sha,)).rowcount
                        for sha in sha256s)
 
+    def close(self) -> None:
+        with self._mutex:
+            self._db.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 160 else text[:157] + "..."
