@@ -59,16 +59,27 @@ def list_args(p: MagicArgumentParser) -> None:
     p.add_argument("--meta", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="only sessions with these metadata values")
     p.add_argument("--limit", type=int, help="show at most N sessions (newest first)")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--mine", dest="scope", action="store_const", const="mine",
+                       default="all", help="only your own sessions (PostgreSQL store)")
+    scope.add_argument("--team", dest="scope", action="store_const", const="team",
+                       help="only sessions shared with the team (PostgreSQL store)")
 
 
 def cmd_list(ctx: Context, args: argparse.Namespace) -> SessionTable:
     wanted = parse_pairs(args.meta)
-    summaries = [s for s in ctx.manager.summaries() if metadata_matches(s.metadata, wanted)]
+    if args.limit is not None and args.limit < 0:
+        raise MagicUsageError("--limit must be 0 or more")
+    manager = ctx.manager
+    if args.scope != "all" and not manager.has_owners:
+        raise MagicUsageError(f"--{args.scope} needs a PostgreSQL store (owners and "
+                              f"visibility); {manager.location} has no owners")
+    sharing = manager.sharing(args.scope) if manager.has_owners else None
+    summaries = [s for s in manager.summaries(args.scope)
+                 if metadata_matches(s.metadata, wanted)]
     if args.limit is not None:
-        if args.limit < 0:
-            raise MagicUsageError("--limit must be 0 or more")
         summaries = summaries[: args.limit]
-    return SessionTable(summaries, ctx.current, ctx.manager.location)
+    return SessionTable(summaries, ctx.current, manager.location, sharing)
 
 
 def optional_id_args(p: MagicArgumentParser) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MagicUsageError
-from . import ask, cleanup, sessions, transfer, usage
+from . import ask, cleanup, sessions, team, transfer, usage
 from .arguments import ArgumentsError, HelpShown, MagicArgumentParser, did_you_mean
 from .context import Context, Message
 
@@ -41,21 +41,40 @@ def no_args(p: MagicArgumentParser) -> None:
 
 
 def storage_args(p: MagicArgumentParser) -> None:
-    p.add_argument("spec", nargs="?", help="a directory, sqlite:///path or memory")
+    p.add_argument("spec", nargs="?",
+                   help="a directory, sqlite:///path, postgresql://user@host/db or memory")
+    p.add_argument("--init", action="store_true",
+                   help="set the store up explicitly (a team store: its schema, row-level "
+                        "security and team role, as the database owner)")
 
 
 def cmd_storage(ctx: Context, args: argparse.Namespace) -> Message:
+    lines: list[str] = []
     if args.spec:
         if ctx.use_storage is None:
             raise MagicUsageError(f"{ctx.prog} storage takes no store; choose one with "
                                   f"{ctx.prog} --store SPEC")
+        if args.init:  # set up before switching: a refusal leaves the old store in use
+            lines.append(_set_up_spec(args.spec))
         ctx.use_storage(args.spec)
+    elif args.init:
+        lines.append(team.set_up(ctx.manager))
     manager = ctx.manager
     damaged = [str(entry) for entry in manager.damaged()]
-    lines = [f"Sessions are stored in {manager.location} ({manager.count()} sessions)."]
+    lines.append(f"Sessions are stored in {manager.location} ({manager.count()} sessions).")
     lines += [f"  damaged, skipped: {entry}" for entry in damaged]
     return Message("\n".join(lines), location=manager.location, count=manager.count(),
                    damaged=damaged)
+
+
+def _set_up_spec(spec: str) -> str:
+    from .store import absolute_spec, open_readable
+
+    manager = open_readable(absolute_spec(spec))
+    try:
+        return team.set_up(manager)
+    finally:
+        manager.close()
 
 
 def cmd_panel(ctx: Context, args: argparse.Namespace) -> Any:
@@ -122,6 +141,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    transfer.cmd_export, transfer.export_args),
         Subcommand("import", "load a session from a JSON export", transfer.cmd_import,
                    transfer.import_args),
+        Subcommand("copy", "copy sessions exactly into another store (--to SPEC)",
+                   team.cmd_copy, team.copy_args),
+        Subcommand("share", "share a session with the team (PostgreSQL store)", team.cmd_share,
+                   team.share_args),
+        Subcommand("unshare", "make a shared session private again", team.cmd_unshare,
+                   team.share_args),
         Subcommand("usage", "tokens, cache writes and reads, and cost by session, model or day",
                    usage.cmd_usage, usage.usage_args),
         Subcommand("compact", "summarise a session's older turns (they stay, no longer sent)",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..checks import json_text
@@ -17,6 +17,7 @@ from ..session import SessionSummary
 
 if TYPE_CHECKING:
     from ..session import Session
+    from ..storage.postgres import Sharing
 
 
 class MarkdownText:
@@ -59,11 +60,15 @@ def _short(text: str, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summary_json(summary: SessionSummary, current: str | None) -> dict[str, Any]:
-    """One session of ``list --json``: ids, times, totals and metadata as JSON values."""
+def summary_json(summary: SessionSummary, current: str | None,
+                 sharing: Sharing | None = None) -> dict[str, Any]:
+    """One session of ``list --json``: ids, times, totals and metadata as JSON values (and
+    ``owner`` / ``visibility`` on a team store)."""
     stats = summary.stats
+    owners = {} if sharing is None else {"owner": sharing.owner,
+                                         "visibility": sharing.visibility}
     return {
-        "id": str(summary.id), "current": summary.id == current,
+        "id": str(summary.id), "current": summary.id == current, **owners,
         "created_at": summary.created_at.isoformat(), "updated_at": summary.updated_at.isoformat(),
         "turns": stats.turns, "messages": stats.message_count,
         "input_tokens": stats.input_tokens, "output_tokens": stats.output_tokens,
@@ -73,19 +78,27 @@ def summary_json(summary: SessionSummary, current: str | None) -> dict[str, Any]
 
 
 class SessionTable:
-    """The ``list`` table: HTML in notebooks, aligned text elsewhere, a list in JSON."""
+    """The ``list`` table: HTML in notebooks, aligned text elsewhere, a list in JSON.
 
-    columns = ("", "id", "updated", "turns", "tokens", "cost", "model", "metadata")
+    With ``sharing`` (a team store: each session's owner and visibility), ``owner`` and
+    ``shared`` columns follow the id."""
+
+    base_columns = ("", "id", "updated", "turns", "tokens", "cost", "model", "metadata")
 
     def __init__(self, summaries: Sequence[SessionSummary], current: str | None,
-                 location: str) -> None:
+                 location: str, sharing: Mapping[str, Sharing] | None = None) -> None:
         self.location = location
         self.summaries = list(summaries)
         self.current = current
+        self.sharing = sharing
+        self.columns = self.base_columns
+        if sharing is not None:
+            self.columns = ("", "id", "owner", "shared", *self.base_columns[2:])
         self.rows = [
             (
                 "*" if s.id == current else "",
                 str(s.id),
+                *self._owner_cells(s.id),
                 s.updated_at.strftime("%Y-%m-%d %H:%M"),
                 str(s.stats.turns),
                 str(s.stats.input_tokens + s.stats.output_tokens),
@@ -97,8 +110,18 @@ class SessionTable:
         ]
         self.has_current = any(row[0] for row in self.rows)
 
+    def _owner_cells(self, session_id: str) -> tuple[str, ...]:
+        if self.sharing is None:
+            return ()
+        found = self.sharing.get(session_id)
+        if found is None:  # created between the two reads
+            return ("", "")
+        return (found.owner + (" (you)" if found.mine else ""),
+                "team" if found.visibility == "team" else "")
+
     def to_json(self) -> list[dict[str, Any]]:
-        return [summary_json(s, self.current) for s in self.summaries]
+        sharing = self.sharing or {}
+        return [summary_json(s, self.current, sharing.get(s.id)) for s in self.summaries]
 
     def _caption(self) -> str:
         count = len(self.rows)
