@@ -491,6 +491,8 @@ class SQLiteStorage:
             exists = db.execute("SELECT 1 FROM sessions WHERE id = ?", (stored.id,)).fetchone()
             if exists and not overwrite:
                 raise SessionExists(str(stored.id))
+            if exists:  # a damaged row is never replaced (DamagedSession), as in a folder
+                self._checked_row(db, stored.id)
             db.execute("DELETE FROM sessions WHERE id = ?", (stored.id,))
             db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)

@@ -240,3 +240,28 @@ def test_an_unknown_scheme_is_one_line_listing_the_known_specs(tmp_path: Path, s
     for known in ("directory", "sqlite:///", "memory", "postgresql://"):
         assert known in text
     assert list(tmp_path.iterdir()) == []  # no folder named like the URL
+
+
+@pytest.mark.parametrize("damage", [
+    "UPDATE sessions SET metadata = 'not json' WHERE id = 'a'",
+    "UPDATE sessions SET system_prompt = CAST(x'ff' AS TEXT) WHERE id = 'a'",
+    "UPDATE sessions SET input_tokens = 1e30 WHERE id = 'a'",
+])
+def test_overwrite_never_replaces_a_damaged_row(tmp_path: Path, damage: str) -> None:
+    from claude_magic.session import Session
+
+    path = tmp_path / "s.db"
+    seed(path)
+    raw(path, damage)
+    db = sqlite3.connect(path)
+    db.text_factory = bytes
+    before = db.execute("SELECT * FROM sessions WHERE id = 'a'").fetchall()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with SessionManager.with_storage(StorageBackend.sqlite(path)) as manager:
+            with pytest.raises(DamagedSession):
+                manager.import_session(Session(id="a"), overwrite=True)
+            with pytest.raises(DamagedSession):
+                manager.create_session("a").overwrite().build()
+    assert db.execute("SELECT * FROM sessions WHERE id = 'a'").fetchall() == before
+    db.close()
