@@ -3,7 +3,9 @@
 ``claude_magic.panel()`` or ``%claude_session panel``. Rows come from one ``summaries()`` call;
 filtering, sorting and paging work on that list (:mod:`claude_magic.widget_rows`), and only the
 visible page has widgets (a pool, reused page after page). Changes made through the manager
-arrive through its listener; *refresh* re-reads the store for changes made by other processes.
+arrive through its listener; on a team store (PostgreSQL) so do other kernels' changes, within
+a second; elsewhere *refresh* re-reads the store for changes made by other processes. A team
+store adds ``owner`` / ``shared`` columns and an all / mine / team filter.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import ipywidgets as w
 
 from .errors import ClaudeMagicError
 from .manager import SessionManager
-from .widget_rows import BASE_COLUMNS, SessionRows
+from .widget_rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -87,6 +89,7 @@ class SessionPanel(w.VBox):
     """A table of sessions with filters, sorting, pages, a detail view and actions.
 
     Test-friendly API: ``rows`` (the visible page as dicts), ``filter_text``, ``meta_filter``,
+    ``scope`` (all / mine / team: shown on a team store),
     ``sort_by``, ``sort_desc``, ``page_size``, ``prev_button``/``next_button``, ``page``,
     ``row_view(id)`` (its ``switch_button``/``open_button``), ``detail``, ``status``.
     """
@@ -118,7 +121,7 @@ class SessionPanel(w.VBox):
         self._build_controls(page_size)
         super().__init__(children=[
             w.HTML(_CSS, layout=w.Layout(margin="0", height="0")), self._title,
-            w.HBox([self.filter_text, self.meta_filter]),
+            w.HBox([self.filter_text, self.meta_filter, self.scope]),
             w.HBox([self.sort_by, self.sort_desc, self.page_size, self.new_id, self.new_button,
                     self.refresh_button]),
             self.status, self._grid,
@@ -142,6 +145,10 @@ class SessionPanel(w.VBox):
         self.meta_filter = _classed(w.Text(
             placeholder="metadata: key=value, key2=value2", layout=w.Layout(width="300px")),
             "cm-meta-filter")
+        self.scope = _classed(w.ToggleButtons(
+            options=SCOPES, value="all",
+            tooltips=["every session you can see", "your own", "shared with the team"],
+            style={"button_width": "56px"}, layout=w.Layout(display="none")), "cm-scope")
         self.sort_by = _classed(w.Dropdown(
             description="sort", options=[(label, key) for key, label, _, _ in BASE_COLUMNS],
             value="updated", layout=w.Layout(width="220px")), "cm-sort")
@@ -169,7 +176,8 @@ class SessionPanel(w.VBox):
         self.next_button = _classed(w.Button(description="next", icon="chevron-right"),
                                     "cm-next")
         self.page_label = _classed(w.HTML(), "cm-page")
-        for widget in (self.filter_text, self.meta_filter, self.sort_by, self.sort_desc):
+        for widget in (self.filter_text, self.meta_filter, self.scope, self.sort_by,
+                       self.sort_desc):
             widget.observe(lambda _: self._quiet or self.select(), "value")
         self.page_size.observe(lambda _: self.go(0), "value")
         self.prev_button.on_click(lambda _: self.go(self.page - 1))
@@ -205,7 +213,10 @@ class SessionPanel(w.VBox):
     def reload(self) -> None:
         """Re-read every session header from the store (one ``summaries()`` call)."""
         manager = self.workspace.manager
-        self.table.load(manager.summaries() if manager is not None else [])
+        owners = manager is not None and manager.has_owners
+        self.table.load(manager.summaries() if manager is not None else [],
+                        manager.sharing() if owners else None)
+        self.scope.layout.display = None if owners else "none"
         where = manager.location if manager is not None else "no store"
         self._title.value = (f"Claude sessions <span class='cm-muted'>· {html.escape(where)}"
                              "</span>")
@@ -231,7 +242,7 @@ class SessionPanel(w.VBox):
         self.sort_desc.description = "descending" if desc else "ascending"
         self.sort_desc.icon = "arrow-down" if desc else "arrow-up"
         self.table.select(self.filter_text.value, self.meta_filter.value, self.sort_by.value,
-                          desc)
+                          desc, self.scope.value)
         self.go(self.page if keep_page else 0)
 
     def go(self, page: int) -> None:
@@ -259,14 +270,18 @@ class SessionPanel(w.VBox):
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        """The visible page: one dict per row (id, times, counts, model, metadata, current)."""
+        """The visible page: one dict per row (id, times, counts, model, metadata, current;
+        on a team store also owner and shared)."""
         _, _, visible = self.table.page(self.page, self.page_size.value)
-        current = self.workspace.current
+        current, sharing = self.workspace.current, self.table.sharing
         return [{"id": str(s.id), "created_at": s.created_at, "updated_at": s.updated_at,
                  "turns": s.stats.turns, "messages": s.stats.message_count,
                  "input_tokens": s.stats.input_tokens, "output_tokens": s.stats.output_tokens,
                  "cost_usd": s.stats.cost_usd, "model": s.stats.last_model,
-                 "metadata": dict(s.metadata), "current": s.id == current} for s in visible]
+                 "metadata": dict(s.metadata), "current": s.id == current,
+                 **({} if sharing is None else {
+                     "owner": owner_text(sharing.get(s.id), "owner"),
+                     "shared": owner_text(sharing.get(s.id), "shared")})} for s in visible]
 
     @property
     def matching(self) -> int:

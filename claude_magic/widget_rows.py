@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .checks import json_text
 from .costs import cost_text
 from .errors import ClaudeMagicError
 from .manager import SessionManager
 from .session import SessionSummary
+
+if TYPE_CHECKING:
+    from .storage.postgres import Sharing
 
 MAX_META_COLUMNS = 8
 META_WIDTH = 120
@@ -26,6 +29,28 @@ BASE_COLUMNS: tuple[tuple[str, str, int, bool], ...] = (
     ("model", "model", 150, False),
 )
 Column = tuple[str, str, int, bool]
+#: On a team store, after ``id``: who owns the session and whether the team sees it.
+OWNER_COLUMNS: tuple[Column, ...] = (("owner", "owner", 120, False),
+                                     ("shared", "shared", 64, False))
+SCOPES = ("all", "mine", "team")
+
+
+def owner_text(sharing: Sharing | None, key: str) -> str:
+    """The ``owner`` / ``shared`` cell of a session (empty when not known yet)."""
+    if sharing is None:
+        return ""
+    if key == "owner":
+        return sharing.owner + (" (you)" if sharing.mine else "")
+    return "team" if sharing.visibility == "team" else "private"
+
+
+def in_scope(sharing: Sharing | None, scope: str) -> bool:
+    """Whether a session belongs to ``mine`` / ``team`` / ``all``."""
+    if scope == "all":
+        return True
+    if sharing is None:
+        return False
+    return sharing.mine if scope == "mine" else sharing.visibility == "team"
 
 
 def parse_meta_filter(text: str) -> list[tuple[str, str | None]]:
@@ -88,10 +113,13 @@ class SessionRows:
         self.view: list[SessionSummary] = []
         self.meta_keys: list[str] = []  # shown as columns (the most common ones)
         self.all_meta_keys: list[str] = []  # offered for sorting
+        self.sharing: Mapping[str, Sharing] | None = None  # a team store's owners
         self._hay: dict[str, str] = {}
 
-    def load(self, summaries: list[SessionSummary]) -> None:
+    def load(self, summaries: list[SessionSummary],
+             sharing: Mapping[str, Sharing] | None = None) -> None:
         self.summaries = summaries
+        self.sharing = sharing
         # the search text of every row, built once here so that filtering is only lookups
         self._hay = {s.id: self._search_text(s) for s in summaries}
         self._count_meta()
@@ -110,6 +138,8 @@ class SessionRows:
             else:
                 by_id[session_id] = summary
         self.summaries = sorted(by_id.values(), key=lambda s: (s.updated_at, s.id), reverse=True)
+        if self.sharing is not None:  # one query for every owner (shared or not, by anyone)
+            self.sharing = manager.sharing()
         self._count_meta()
 
     def _count_meta(self) -> None:
@@ -130,9 +160,14 @@ class SessionRows:
         meta = " ".join(f"{k}={json_text(v)}" for k, v in s.metadata.items())
         return f"{s.id} {s.system_prompt or ''} {s.stats.last_model or ''} {meta}".lower()
 
-    def select(self, text: str, meta_filter: str, column: str, descending: bool) -> None:
-        """Filter (words in id, prompt, model or metadata; ``key=value``) then sort."""
+    def select(self, text: str, meta_filter: str, column: str, descending: bool,
+               scope: str = "all") -> None:
+        """Filter (``mine`` / ``team`` on a team store; words in id, prompt, model or
+        metadata; ``key=value``) then sort."""
         rows = self.summaries
+        if scope != "all" and self.sharing is not None:
+            sharing = self.sharing
+            rows = [s for s in rows if in_scope(sharing.get(s.id), scope)]
         wanted = parse_meta_filter(meta_filter)
         if wanted:
             rows = [s for s in rows if all(
@@ -156,7 +191,9 @@ class SessionRows:
         return number, pages, self.view[number * size:(number + 1) * size]
 
     def columns(self) -> list[Column]:
-        return [*BASE_COLUMNS, *((f"meta.{k}", k, META_WIDTH, False) for k in self.meta_keys)]
+        owners = OWNER_COLUMNS if self.sharing is not None else ()
+        return [BASE_COLUMNS[0], *owners, *BASE_COLUMNS[1:],
+                *((f"meta.{k}", k, META_WIDTH, False) for k in self.meta_keys)]
 
     def width(self) -> int:
         """The table's width in px (the sum of the column widths)."""
@@ -169,6 +206,8 @@ class SessionRows:
             if s is None:
                 arrow = (" ↓" if descending else " ↑") if key == column else ""
                 text, title = label + arrow, label
+            elif key in ("owner", "shared"):
+                text = title = owner_text((self.sharing or {}).get(s.id), key)
             else:
                 text = title = cell_text(s, key)
             cls = html.escape(f"cm-c cm-c-{key.replace('.', '-')}" + (" cm-n" if numeric else ""))
