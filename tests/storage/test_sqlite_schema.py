@@ -50,8 +50,10 @@ OBJECTS = [
     ("index", "messages_session_seq", "messages"),
     ("index", "sessions_listing", "sessions"),
     ("index", "sqlite_autoindex__migrations_1", "_migrations"),
+    ("index", "sqlite_autoindex_assets_1", "assets"),
     ("index", "sqlite_autoindex_sessions_1", "sessions"),
     ("table", "_migrations", "_migrations"),
+    ("table", "assets", "assets"),
     ("table", "messages", "messages"),
     ("table", "sessions", "sessions"),
 ]
@@ -76,6 +78,7 @@ def schema(path: Path) -> dict[str, object]:
             "sessions": columns("sessions"),
             "messages": columns("messages"),
             "_migrations": columns("_migrations"),
+            "assets": columns("assets"),
             "sessions_indexes": indexes("sessions"),
             "messages_indexes": indexes("messages"),
             "messages_fks": [tuple(row[2:]) for row in
@@ -92,6 +95,8 @@ def test_a_blank_database_migrates_to_the_exact_schema(tmp_path: Path) -> None:
         "sessions": SESSIONS_COLUMNS,
         "messages": MESSAGES_COLUMNS,
         "_migrations": [("name", "TEXT", 0, None, 1, 0), ("applied_at", "TEXT", 1, None, 0, 0)],
+        "assets": [("sha256", "TEXT", 0, None, 1, 0), ("media_type", "TEXT", 1, None, 0, 0),
+                   ("data", "BLOB", 1, None, 0, 0), ("created_at", "TEXT", 1, None, 0, 0)],
         "sessions_indexes": [("sessions_listing", 0, "c", 0, ["readable", "updated_at", "id",
                                                                 "plain"]),
                              ("sqlite_autoindex_sessions_1", 1, "pk", 0, ["id"])],
@@ -169,7 +174,8 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     assert ran == ["002", "003"]
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
-            "001_initial", "002_readable", "003_plain", "900_tags", "901_tags_index"]
+            "001_initial", "002_readable", "003_plain", "004_assets", "900_tags",
+            "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
