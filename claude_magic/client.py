@@ -13,8 +13,9 @@ from typing import Any
 
 from .backends import Backend, create_backend
 from .backends.base import one_line
+from .blocks import check_blocks, text_of
 from .compaction import Turn, flatten, is_summary, summary_prompt, visible_turns
-from .config import BACKENDS, DEFAULT_MODEL, PERMISSION_MODES, Config
+from .config import BACKENDS, DEFAULT_MODEL, PERMISSION_MODES, Config, check_thinking
 from .errors import ClaudeMagicError
 from .manager import SessionManager
 from .session import SessionId
@@ -37,12 +38,19 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.config!r}, manager={self.manager!r})"
 
-    def query(self, text: str) -> Query:
+    def query(self, text: str | list[dict[str, Any]]) -> Query:
         """Start a query; chain ``.session(id)`` and overrides, then ``.send()`` or
-        ``.stream()``."""
-        if not isinstance(text, str):
-            raise TypeError(f"the prompt must be str, got {type(text).__name__}")
-        return Query(self, text)
+        ``.stream()``. ``text`` is the prompt, or a list of content blocks (text, image,
+        document: base64 sources; see :mod:`claude_magic.blocks`), checked now."""
+        if isinstance(text, str):
+            return Query(self, text)
+        if not isinstance(text, list):
+            raise TypeError(f"the prompt must be str or a list of content blocks, got "
+                            f"{type(text).__name__}")
+        blocks = check_blocks(text, "the prompt")
+        query = Query(self, text_of(blocks))
+        query.blocks = blocks
+        return query
 
     def backend(self, name: str) -> Backend:
         """The backend object for ``name`` (created on first use, then reused)."""
@@ -113,6 +121,8 @@ class Query:
         self.text = text
         self.session_id: SessionId | None = None
         self.overrides: dict[str, Any] = {}
+        self.blocks: list[dict[str, Any]] | None = None
+        self.want_asides = False
 
     def __repr__(self) -> str:
         return f"Query({one_line(self.text, 40)!r}, session={self.session_id!r})"
@@ -137,6 +147,18 @@ class Query:
 
     def backend(self, name: str) -> Query:
         self.overrides["backend"] = name
+        return self
+
+    def think(self, budget: int | str | None) -> Query:
+        """Extended thinking for this turn: a budget of at least 1,024 tokens, ``"adaptive"``
+        (models that support it), or None (off); overrides ``Config.thinking``."""
+        self.overrides["thinking"] = check_thinking(budget)
+        return self
+
+    def asides(self, on: bool = True) -> Query:
+        """Make :meth:`stream` also yield :class:`~claude_magic.backends.base.Aside` chunks:
+        thinking as it streams, and one line per tool call of Claude Code."""
+        self.want_asides = on
         return self
 
     def stream(self) -> Stream:

@@ -37,6 +37,8 @@ class Config:
     API's ``count_tokens`` endpoint instead of estimating. ``budget_usd``: a turn in a session
     whose recorded cost reached it is refused (a session's ``budget_usd`` setting wins).
     ``keep_last``: answered turns that automatic compaction keeps verbatim.
+    ``thinking``: extended thinking (``anthropic``): None (off), a budget of at least 1,024
+    tokens, or ``"adaptive"`` on models that support it.
     """
 
     backend: str = "auto"
@@ -58,6 +60,7 @@ class Config:
     count_tokens: bool = False
     budget_usd: float | None = None
     keep_last: int = 2
+    thinking: int | str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -78,6 +81,7 @@ class Config:
         if isinstance(self.allowed_tools, str):
             self.allowed_tools = [self.allowed_tools]
         self._validate_context()
+        self.thinking = check_thinking(self.thinking)
 
     def _validate_context(self) -> None:
         if self.cache in ("", "none", "off"):
@@ -120,6 +124,19 @@ def check_budget(value: object, name: str = "budget_usd") -> float | None:
         raise ValueError(f"{name} must be a number of dollars, 0 or more (or None for no "
                          f"budget), got {value!r}")
     return float(value)
+
+
+MIN_THINKING = 1024
+
+
+def check_thinking(value: object) -> int | str | None:
+    """An extended-thinking setting: None, an int budget >= 1,024, or ``"adaptive"``."""
+    if value is None or value == "adaptive":
+        return value  # type: ignore[return-value]
+    if type(value) is not int or value < MIN_THINKING:
+        raise ValueError(f"thinking must be None, 'adaptive' or a budget of at least "
+                         f"{MIN_THINKING:,} tokens, got {value!r}")
+    return value
 
 
 def backend_name(name: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .backends import TurnRequest, TurnResult
-from .backends.base import one_line
+from .backends.base import Aside, one_line
 from .compaction import Turn, flatten, visible_turns
 from .errors import BackendError, BudgetExceeded, ClaudeMagicError, ContextWindowExceeded
 from .message import Message, Usage, answered_turns
@@ -39,7 +39,8 @@ class Response(str):
     ``offline`` (True when no model was called now: echo, replay), ``duration`` and
     ``time_to_first_chunk`` (seconds), ``context`` (a
     :class:`~claude_magic.window.ContextReport`: the request's size against the window, and
-    notes on what was done to make it fit; None when not measured).
+    notes on what was done to make it fit; None when not measured), ``blocks`` (the answer
+    as stored content blocks when it holds more than text: thinking, tool calls; else None).
     """
 
     model: str | None
@@ -59,7 +60,7 @@ class Response(str):
         obj = super().__new__(cls, text)
         obj.__dict__.update(model=None, stop_reason=None, usage=Usage(), cost_usd=None, ids={},
                             session_id=None, turn=None, backend="", offline=False, duration=0.0,
-                            time_to_first_chunk=None, context=None)
+                            time_to_first_chunk=None, context=None, blocks=None)
         obj.__dict__.update(meta)
         return obj
 
@@ -172,7 +173,9 @@ class _Turn:
             max_tokens=int(overrides.get("max_tokens") or settings.get("max_tokens")
                            or config.max_tokens),
             config=config, session_id=query.session_id, manager=client.manager,
-            offline_reason=offline_reason, turn_index=len(answered_turns(messages)))
+            offline_reason=offline_reason, turn_index=len(answered_turns(messages)),
+            blocks=query.blocks,
+            thinking=overrides.get("thinking", getattr(config, "thinking", None)))
 
     # --- before anything is stored or sent ---------------------------------------------------
 
@@ -264,8 +267,9 @@ class _Turn:
         sid = request.session_id
         start = time.perf_counter()
         user_ids, answer_ids = self._kind_ids()
-        user = manager.append(sid, Message("user", request.prompt, model=request.model,
-                                           backend=name, ids=user_ids)) if sid else None
+        user = manager.append(sid, Message("user", request.blocks or request.prompt,
+                                           model=request.model, backend=name,
+                                           ids=user_ids)) if sid else None
         first: float | None = None
         result: TurnResult | None = None
         backend_turn: Iterator[str | TurnResult] | None = None
@@ -276,6 +280,9 @@ class _Turn:
             for item in backend_turn:
                 if isinstance(item, TurnResult):
                     result = item
+                elif isinstance(item, Aside):
+                    if self.query.want_asides:
+                        yield item
                 elif item:
                     if first is None:
                         first = time.perf_counter() - start
@@ -292,8 +299,8 @@ class _Turn:
             turn = None
             if sid is not None:  # inside the try: if storing the answer fails, the failure
                 stored = manager.append(sid, Message(  # path marks the prompt, keeps the text
-                    "assistant", text, model=result.model, backend=name, usage=result.usage,
-                    cost_usd=result.cost_usd, stop_reason=result.stop_reason,
+                    "assistant", result.blocks or text, model=result.model, backend=name,
+                    usage=result.usage, cost_usd=result.cost_usd, stop_reason=result.stop_reason,
                     duration_ms=round(duration * 1000, 3), ids={**result.ids, **answer_ids}))
                 turn = stored.seq
         except BaseException as exc:
@@ -318,7 +325,7 @@ class _Turn:
             text, model=result.model, stop_reason=result.stop_reason, usage=result.usage,
             cost_usd=result.cost_usd, ids=dict(result.ids), session_id=sid, turn=turn,
             backend=name, offline=result.offline, duration=duration, time_to_first_chunk=first,
-            context=report)
+            context=report, blocks=result.blocks)
 
     def _kind_ids(self) -> tuple[dict[str, str], dict[str, str]]:
         """The ``ids`` marking the prompt and the answer (a summary's, for a compaction)."""

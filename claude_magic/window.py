@@ -19,6 +19,7 @@ from .message import Message
 DEFAULT_WINDOW = 200_000
 WARN_FRACTION = 0.8
 MESSAGE_OVERHEAD = 4  # role and framing tokens per message
+BINARY_TOKENS = 1600  # an image (about 1.15 megapixels) or a PDF page, roughly
 # Context windows in tokens by model name prefix (first match wins); unknown: DEFAULT_WINDOW.
 CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
     ("claude-opus-4", 200_000), ("claude-sonnet-4", 200_000), ("claude-haiku-4", 200_000),
@@ -37,7 +38,8 @@ def window_of(model: str | None, override: int | None = None) -> int:
 
 
 def message_tokens(message: Message) -> int:
-    return approx_tokens(message.content) + MESSAGE_OVERHEAD
+    return approx_tokens(message.text) + MESSAGE_OVERHEAD + BINARY_TOKENS * sum(
+        1 for block in message.blocks if block["type"] in ("image", "document"))
 
 
 def reported_prefix(history: Sequence[Message]) -> int | None:

@@ -26,7 +26,7 @@ from ..errors import (
     RateLimitError,
 )
 from ..message import Usage
-from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
+from .base import Aside, TurnRequest, TurnResult, attach_result, cut_short, one_line
 from .caching import build_request
 from .pricing import estimate_cost
 
@@ -119,7 +119,8 @@ def _arguments(request: TurnRequest) -> dict[str, Any]:
     """The ``messages.stream(...)`` keyword arguments: model, limit, history, prompt, system,
     with the cache breakpoints of ``Config.cache``."""
     return build_request(request.model, request.max_tokens, request.system, request.history,
-                         request.prompt, request.config.cache)
+                         request.prompt, request.config.cache, content=request.blocks,
+                         expand=request.expanded, thinking=request.thinking)
 
 
 class _Reading:
@@ -146,6 +147,8 @@ class _Reading:
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                 self.chars += len(event.delta.text)
                 yield event.delta.text
+            elif event.type == "content_block_delta" and event.delta.type == "thinking_delta":
+                yield Aside(event.delta.thinking, "thinking")
 
     def result(self) -> TurnResult:
         """What the answer reported (and so cost) so far; final once ``complete``."""
@@ -158,7 +161,17 @@ class _Reading:
         return TurnResult(model=message.model, stop_reason=message.stop_reason, usage=usage,
                           cost_usd=estimate_cost(message.model, usage,
                                                  hour_writes(reported, self.cache)),
-                          ids={"message_id": message.id, **ids})
+                          ids={"message_id": message.id, **ids},
+                          blocks=answer_blocks(message.content) if self.complete else None)
+
+
+def answer_blocks(content: Any) -> list[dict[str, Any]] | None:
+    """The answer's blocks to store when it holds more than text (thinking, with the
+    signature the API needs when it is sent back); None for a text-only answer."""
+    blocks = [block.model_dump(exclude_none=True) for block in content]
+    if all(b.get("type") == "text" for b in blocks):
+        return None
+    return [{k: v for k, v in b.items() if k != "citations"} for b in blocks]
 
 
 def hour_writes(usage: dict[str, Any], cache: str | None) -> int:

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import BackendError
 from ..message import Message, Usage
@@ -30,7 +30,10 @@ class TurnRequest:
     """Everything a backend needs for one turn. ``history`` holds only answered turns
     (``ok`` user/assistant pairs), oldest first, as the model is to see them (after a
     compaction the summary comes first); ``prompt`` is the new user message. ``turn_index``
-    counts every answered turn the session has stored, compacted ones included."""
+    counts every answered turn the session has stored, compacted ones included. ``blocks``:
+    the whole new user message as content blocks (images, documents: base64) when it holds
+    more than text, else None. ``thinking``: an extended-thinking budget in tokens,
+    ``"adaptive"``, or None."""
 
     prompt: str
     history: Sequence[Message]
@@ -42,6 +45,29 @@ class TurnRequest:
     manager: SessionManager | None = None
     offline_reason: str | None = None
     turn_index: int | None = None
+    blocks: list[dict[str, Any]] | None = None
+    thinking: int | str | None = None
+
+    def expanded(self, message: Message) -> str | list[dict[str, Any]]:
+        """A history message's content with its stored assets back as base64."""
+        if isinstance(message.content, str) or self.manager is None:
+            return message.content
+        from ..storage._assets import expand
+
+        return expand(self.manager.storage, message.content)
+
+
+class Aside(str):
+    """A chunk that is not answer text: ``kind`` ``thinking`` (streamed reasoning) or
+    ``tool`` (one line per tool call of Claude Code). Streams yield them only when asked
+    (``Query.asides()``); they are never part of the answer text."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str) -> Aside:
+        obj = super().__new__(cls, text)
+        obj.kind = kind
+        return obj
 
 
 @dataclass
@@ -49,7 +75,8 @@ class TurnResult:
     """What a backend reports once the answer is complete. ``text`` is the full answer when
     the backend knows it (used only if no chunks were streamed); ``final_text``, when set, is
     the answer to store instead of the streamed chunks (which held text of an attempt that
-    was retried)."""
+    was retried). ``blocks``, when set, is the whole answer as content blocks (thinking, tool
+    calls and their results, text) to store instead of its text."""
 
     text: str | None = None
     final_text: str | None = None
@@ -59,6 +86,7 @@ class TurnResult:
     cost_usd: float | None = None
     ids: dict[str, str] = field(default_factory=dict)
     offline: bool = False
+    blocks: list[dict[str, Any]] | None = None
 
 
 def attach_result(error: BackendError, result: TurnResult) -> BackendError:

@@ -10,7 +10,7 @@ the four breakpoints the API allows. With ``cache=None`` no request carries ``ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..message import Message
@@ -43,13 +43,41 @@ def cache_control(ttl: str | None) -> dict[str, str] | None:
     return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
 
 
-def build_messages(history: Sequence[Message], prompt: str,
-                   ttl: str | None) -> list[dict[str, Any]]:
-    """The ``messages`` list: history then the prompt, the prompt marked for the cache."""
-    messages: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in history]
+Content = str | list[dict[str, Any]]
+_SENT = {"user": ("text", "image", "document"), "assistant": ("text", "thinking",
+                                                              "redacted_thinking")}
+
+
+def history_content(message: Message, content: Content) -> Content:
+    """What the model is sent of a stored message: a user's text, images and documents; an
+    answer's text and signed thinking. Tool calls Claude Code ran are its own business (the
+    API would refuse a tool_use without its tool_result), so only their text goes."""
+    if isinstance(content, str):
+        return content
+    kept = [b for b in content if b["type"] in _SENT[message.role]
+            and not (b["type"] == "text" and not b["text"])
+            and not (b["type"] == "thinking" and not b.get("signature"))]
+    if message.role == "assistant" and all(b["type"] == "text" for b in kept):
+        return message.text
+    return kept or message.text
+
+
+def build_messages(history: Sequence[Message], prompt: str, ttl: str | None,
+                   content: list[dict[str, Any]] | None = None,
+                   expand: Callable[[Message], Content] | None = None) -> list[dict[str, Any]]:
+    """The ``messages`` list: history then the prompt (``content`` blocks when it has more
+    than text), its last block marked for the cache. ``expand`` gives a stored message's
+    content with its assets back as base64."""
+    messages: list[dict[str, Any]] = [
+        {"role": m.role, "content": history_content(m, expand(m) if expand else m.content)}
+        for m in history]
     control = cache_control(ttl)
+    blocks = [dict(b) for b in content] if content else None
     if control is None:
-        messages.append({"role": "user", "content": prompt})
+        messages.append({"role": "user", "content": blocks or prompt})
+    elif blocks:
+        blocks[-1]["cache_control"] = control
+        messages.append({"role": "user", "content": blocks})
     else:
         messages.append({"role": "user", "content": [
             {"type": "text", "text": prompt, "cache_control": control}]})
@@ -68,10 +96,20 @@ def build_system(system: str | None, model: str,
 
 
 def build_request(model: str, max_tokens: int, system: str | None,
-                  history: Sequence[Message], prompt: str, ttl: str | None) -> dict[str, Any]:
-    """Keyword arguments for ``messages.stream`` / ``messages.create``."""
+                  history: Sequence[Message], prompt: str, ttl: str | None, *,
+                  content: list[dict[str, Any]] | None = None,
+                  expand: Callable[[Message], Content] | None = None,
+                  thinking: int | str | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``messages.stream`` / ``messages.create``. ``thinking``: a
+    budget (``max_tokens`` grows to hold it and 1,024 more tokens of answer) or
+    ``"adaptive"``."""
     kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
-                              "messages": build_messages(history, prompt, ttl)}
+                              "messages": build_messages(history, prompt, ttl, content, expand)}
+    if thinking == "adaptive":
+        kwargs["thinking"] = {"type": "adaptive"}
+    elif thinking is not None:
+        kwargs["thinking"] = {"type": "enabled", "budget_tokens": int(thinking)}
+        kwargs["max_tokens"] = max(max_tokens, int(thinking) + 1024)
     system_value = build_system(system, model, ttl)
     if system_value is not None:
         kwargs["system"] = system_value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..blocks import describe
 from .base import TurnRequest, TurnResult, split_words
 
 LABEL = "[offline echo — no model was called"
@@ -21,5 +22,9 @@ class EchoBackend:
     name = "echo"
 
     def stream_turn(self, request: TurnRequest) -> Iterator[str | TurnResult]:
-        yield from split_words(echo_text(request.prompt, request.offline_reason))
+        prompt = request.prompt
+        if request.blocks:  # say what else arrived: "[image image/png 640x480, 23 KB]"
+            extra = [describe(b) for b in request.blocks if b["type"] != "text"]
+            prompt = " ".join([*extra, prompt]) if extra else prompt
+        yield from split_words(echo_text(prompt, request.offline_reason))
         yield TurnResult(model=None, stop_reason="end_turn", offline=True)

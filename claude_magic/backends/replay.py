@@ -76,10 +76,11 @@ class ReplayBackend:
                 f"turn {index + 1} ({one_line(request.prompt, 60)!r}) is not in the recording "
                 f"{source!r}, which has {len(turns)} turn(s)")
         question, answer = turns[index]
-        if question.content.strip() != request.prompt.strip():
+        if question.text.strip() != request.prompt.strip():  # images: the text decides
             raise ReplayMismatch(
                 f"turn {index + 1} differs from the recording {source!r}: asked "
-                f"{one_line(request.prompt, 60)!r}, recorded {one_line(question.content, 60)!r}")
-        yield from split_words(answer.content)
+                f"{one_line(request.prompt, 60)!r}, recorded {one_line(question.text, 60)!r}")
+        yield from split_words(answer.text)
         yield TurnResult(model=answer.model, stop_reason=answer.stop_reason, offline=True,
-                         ids={"replayed_from": f"{source}#{answer.seq}"})
+                         ids={"replayed_from": f"{source}#{answer.seq}"},
+                         blocks=None if isinstance(answer.content, str) else answer.content)
