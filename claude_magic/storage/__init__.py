@@ -24,7 +24,7 @@ Kind = Literal["file", "sqlite", "memory", "postgres"]
 KNOWN_SPECS = ("a directory path, sqlite:///path.db, memory or "
                "postgresql://user@host/db")
 #: ``scheme://`` at the start of a spec (a directory path never has one).
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _shown(text: str) -> str:
@@ -91,7 +91,7 @@ class StorageBackend:
             return cls.file(text[len("file://"):])
         scheme = _SCHEME.match(text)
         if scheme:
-            raise StorageError(f"unknown storage spec {scheme.group(0)!r} in {_shown(text)}; "
+            raise StorageError(f"unknown storage scheme {scheme.group(1)!r} in {_shown(text)}; "
                                f"use {KNOWN_SPECS}")
         return cls.file(text)
 
