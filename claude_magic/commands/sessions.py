@@ -74,8 +74,9 @@ def cmd_list(ctx: Context, args: argparse.Namespace) -> SessionTable:
     if args.scope != "all" and not manager.has_owners:
         raise MagicUsageError(f"--{args.scope} needs a PostgreSQL store (owners and "
                               f"visibility); {manager.location} has no owners")
-    sharing = manager.sharing(args.scope) if manager.has_owners else None
-    summaries = [s for s in manager.summaries(args.scope)
+    scoped = {} if args.scope == "all" else {"scope": args.scope}
+    sharing = manager.sharing(**scoped) if manager.has_owners else None
+    summaries = [s for s in manager.summaries(**scoped)
                  if metadata_matches(s.metadata, wanted)]
     if args.limit is not None:
         summaries = summaries[: args.limit]
