@@ -79,6 +79,10 @@ class ClaudeMagics(Magics):
     budget_usd = Float(None, allow_none=True, help="Refuse turns in a session whose recorded "
                        "cost reached this many dollars (a session's budget_usd setting "
                        "wins); None: no budget.").tag(config=True)
+    context_rows = Int(10, help="Rows of a DataFrame or Series a {reference} sends (with its "
+                       "shape and dtypes; never the whole frame).").tag(config=True)
+    context_chars = Int(20_000, help="Most characters a {reference} to any other value "
+                        "sends (the rest is cut, with a marker).").tag(config=True)
     backend_options = Dict(
         help="More client options: retries, base_url, claude_binary, permission_mode, "
         "allowed_tools, max_turns, cwd (default: the notebook's directory), replay_source."
@@ -133,6 +137,15 @@ class ClaudeMagics(Magics):
             except ClaudeMagicError as exc:  # a TraitError makes %config keep the old value
                 raise TraitError(str(exc)) from exc
         return str(proposal["value"])
+
+    @validate("context_rows", "context_chars")
+    def _check_context_limits(self, proposal: Any) -> int:
+        value = proposal["value"]
+        least = 0 if proposal["trait"].name == "context_rows" else 100
+        if value < least:
+            raise TraitError(f"ClaudeMagics.{proposal['trait'].name} must be at least {least}, "
+                             f"got {value}")
+        return value
 
     @validate("max_tokens")
     def _check_max_tokens(self, proposal: Any) -> int:

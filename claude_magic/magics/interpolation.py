@@ -13,7 +13,7 @@ defined, ``{In[3]}`` and ``{Out[3]}``. Left exactly as typed:
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import Any
 
 from ..commands.arguments import require_utf8, text_of
@@ -63,6 +63,34 @@ def interpolate(text: str, namespace: Mapping[str, Any], hidden: Container[str] 
             return match.group(0)
         return require_utf8(text_of(value, match.group(0)), match.group(0))
 
+    return _substitute(text, replace)
+
+
+def interpolate_rich(text: str, namespace: Mapping[str, Any], hidden: Container[str] = (),
+                     rows: int = 10, chars: int = 20_000) -> tuple[str, list[dict[str, Any]]]:
+    """:func:`interpolate` for notebook context: DataFrames and Series become their shape,
+    dtypes and first ``rows`` rows; figures and objects with ``_repr_png_`` / ``_repr_jpeg_``
+    become image blocks (returned, numbered in the text); other values are cut to ``chars``.
+    Returns the text and the image blocks."""
+    from ..context.references import render_value
+
+    images: list[dict[str, Any]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        value = _resolve(match, namespace, hidden)
+        if value is _MISSING:
+            return match.group(0)
+        rendered = render_value(value, match.group(0).strip("{}"), rows, chars)
+        if rendered.block is None:
+            return rendered.text
+        images.append(rendered.block)
+        return f"[image {len(images)}: {match.group(0).strip('{}')}]"
+
+    return _substitute(text, replace), images
+
+
+def _substitute(text: str, replace: Callable[[re.Match[str]], str]) -> str:
+    """``text`` with each reference outside code fences passed through ``replace``."""
     pieces, start = [], 0
     for fence in _FENCED.finditer(text):
         pieces.append(_REFERENCE.sub(replace, text[start:fence.start()]))

@@ -20,7 +20,7 @@ from ..commands.arguments import (
 )
 from ..commands.context import current_id
 from ..errors import MagicUsageError
-from .interpolation import interpolate
+from .interpolation import interpolate_rich
 from .rendering import LiveAnswer, TerminalAnswer, in_terminal, show_answer
 from .session_commands import context_of
 
@@ -56,7 +56,53 @@ def prompt_parser() -> MagicArgumentParser:
                    help="store the response in VAR (with -f json: the parsed value)")
     p.add_argument("--no-interpolate", dest="interpolate", action="store_false", default=None,
                    help="send {braces} exactly as typed")
+    p.add_argument("-a", "--attach", action="append", metavar="PATH", default=[],
+                   help="attach a file (repeatable): .png .jpg .jpeg .gif .webp as an image, "
+                        ".pdf as a document, else UTF-8 text")
+    p.add_argument("--error", action="store_true",
+                   help="attach the last exception and the cell that raised it (alone: ask "
+                        "to explain and fix it)")
+    p.add_argument("--think", nargs="?", const="on", metavar="BUDGET",
+                   help=f"extended thinking: a token budget (>= 1024; default "
+                        f"{DEFAULT_THINKING}) or 'adaptive' (%%claude --think=N for %claude)")
     return p
+
+
+DEFAULT_THINKING = 4096
+
+
+def thinking_of(value: str | None) -> int | str | None:
+    """``--think`` as a setting: None, ``"adaptive"`` or a budget (one-line error if bad)."""
+    from ..config import check_thinking
+
+    if value is None:
+        return None
+    if value == "on":
+        return DEFAULT_THINKING
+    try:
+        return check_thinking(value if value == "adaptive" else int(value))
+    except ValueError:
+        raise MagicUsageError(f"--think {value}: give a budget of at least 1024 tokens or "
+                              "'adaptive'") from None
+
+
+def context_blocks(magics: ClaudeMagics, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The last error (``--error``) and the attached files (``--attach``), each checked
+    against the API's limits now (one line for the first that fails)."""
+    from ..context import attach_file, error_block
+
+    blocks = [error_block(magics.shell)] if args.error else []
+    return blocks + [attach_file(path) for path in args.attach]
+
+
+def prompt_content(text: str, blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """The user message: the text alone, or images and documents first, then text blocks,
+    then the prompt (the order the API reads best)."""
+    if not blocks:
+        return text
+    binary = [b for b in blocks if b["type"] in ("image", "document")]
+    texts = [b for b in blocks if b["type"] not in ("image", "document")]
+    return [*binary, *texts, {"type": "text", "text": text}]
 
 
 def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
@@ -79,9 +125,11 @@ def _session_for(magics: ClaudeMagics, args: argparse.Namespace) -> str:
     return current_id(context_of(magics))
 
 
-def _build_query(client: Client, args: argparse.Namespace, prompt: str,
+def _build_query(client: Client, args: argparse.Namespace, prompt: str | list[dict[str, Any]],
                  session_id: str) -> Query:
-    query = client.query(prompt).session(session_id)
+    query = client.query(prompt).session(session_id).asides()
+    if args.think is not None:
+        query = query.think(thinking_of(args.think))
     if args.model:
         query = query.model(args.model)
     if args.system is not None and args.new is None:
@@ -148,16 +196,54 @@ def _ask(magics: ClaudeMagics, query: Query, fmt: str, stream: bool) -> Response
                           interval=magics.update_interval)
     # the context manager closes the stream at once on an error or Ctrl-C, so the turn is
     # recorded (prompt marked error, partial answer kept) before the error reaches the user
+    asides = Asides()
     with query.stream() as chunks:
         try:
             for chunk in chunks:
-                live.add(chunk)
+                live.add(asides.add(chunk))
         except BaseException:
             live.finish(live.text + ("\n\n*(answer incomplete)*" if live.text else ""))
             raise
     response = chunks.response
-    live.finish(str(response), turn_metadata(response))
+    live.finish(asides.compose(str(response), fmt), turn_metadata(response))
     return response
+
+
+class Asides:
+    """Thinking and tool-call lines that arrived with an answer: shown as they stream, then
+    folded above the answer (thinking collapsed)."""
+
+    def __init__(self) -> None:
+        self.thinking: list[str] = []
+        self.tools: list[str] = []
+        self.answering = False
+
+    def add(self, chunk: str) -> str:
+        """Note an aside; returns what to show live for ``chunk``."""
+        kind = getattr(chunk, "kind", None)
+        if kind == "thinking":
+            self.thinking.append(chunk)
+            return chunk if len(self.thinking) > 1 else f"*thinking…* {chunk}"
+        if kind == "tool":
+            self.tools.append(str(chunk))
+            return f"\n\n`{chunk}`\n\n"
+        first, self.answering = not self.answering, True
+        return "\n\n---\n\n" + chunk if first and self.thinking else chunk
+
+    def compose(self, answer: str, fmt: str) -> str:
+        """The final output: thinking (collapsed in Markdown), one line per tool call, then
+        the answer."""
+        parts = []
+        thought = "".join(self.thinking)
+        if thought and fmt == "text":
+            parts.append(f"[thinking]\n{thought}\n[/thinking]")
+        elif thought:
+            parts.append(f"<details><summary>Thinking ({len(thought):,} characters)</summary>"
+                         f"\n\n{thought}\n\n</details>")
+        lines = [f"`{line}`" if fmt != "text" else line for line in self.tools]
+        if lines:
+            parts.append("  \n".join(lines))
+        return "\n\n".join([*parts, answer]) if parts else answer
 
 
 def split_line_magic(line: str) -> tuple[str, str]:
@@ -206,17 +292,28 @@ def run_prompt(magics: ClaudeMagics, line: str, cell: str) -> None:
         args.model = check_model(args.model, "--model")
     if args.overwrite and not args.new:
         raise MagicUsageError("--overwrite goes with --new ID")
+    if args.think is not None:
+        thinking_of(args.think)
     use_interpolation = magics.interpolate if args.interpolate is None else args.interpolate
     cell = cell.rstrip("\n")  # IPython ends every cell body with a newline
     shell = magics.shell
-    prompt = interpolate(cell, shell.user_ns, shell.user_ns_hidden) if use_interpolation else cell
+    images: list[dict[str, Any]] = []
+    prompt = cell
+    if use_interpolation:
+        prompt, images = interpolate_rich(cell, shell.user_ns, shell.user_ns_hidden,
+                                          magics.context_rows, magics.context_chars)
     require_utf8(prompt, "the prompt")
+    blocks = images + context_blocks(magics, args)
+    if not prompt.strip() and args.error:
+        from ..context.lasterror import EXPLAIN
+
+        prompt = EXPLAIN
     if not prompt.strip():
         raise MagicUsageError("nothing to send: write the prompt in the cell under %%claude "
                               "(or after %claude)")
     client = magics.client  # a configuration error shows now, before a session is created
     session_id = _session_for(magics, args)
-    query = _build_query(client, args, prompt, session_id)
+    query = _build_query(client, args, prompt_content(prompt, blocks), session_id)
     stream = magics.stream if args.stream is None else args.stream
     response = _ask(magics, query, args.fmt, stream)
     if stream:  # one small line: tokens in (cached) / out, cost, how full the window is
