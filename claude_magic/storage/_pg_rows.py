@@ -20,10 +20,11 @@ GUARDED_COLUMNS = SESSION_COLUMNS.replace(
 LISTING_COLUMNS = SESSION_COLUMNS.replace("settings_json::text, ", "")
 MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backend, "
                    "input_tokens, output_tokens, cache_creation_input_tokens, "
-                   "cache_read_input_tokens, cost_usd, stop_reason, duration_ms, ids::text")
+                   "cache_read_input_tokens, cost_usd, stop_reason, duration_ms, ids::text, "
+                   "blocks::text")
 INSERT_MESSAGE = (f"INSERT INTO {SCHEMA}.messages "
                   f"(session_id, {MESSAGE_COLUMNS.replace('::text', '')}) "
-                  "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+                  f"VALUES ({', '.join(['%s'] * (MESSAGE_COLUMNS.count(',') + 2))})")
 
 
 def trusted_id(value: str) -> SessionId:
@@ -49,16 +50,20 @@ def summary_of(row: tuple[Any, ...]) -> SessionSummary:
 
 def message_row(session_id: str, message: Message) -> tuple[Any, ...]:
     usage = message.usage
-    return (session_id, message.seq, message.role, text.enc(message.content),
+    blocks = None if isinstance(message.content, str) else text.dumps(message.content)
+    return (session_id, message.seq, message.role, text.enc(message.text),
             message.created_at, message.status, text.enc(message.error),
             text.enc(message.model), text.enc(message.backend), usage.input_tokens,
             usage.output_tokens, usage.cache_creation_input_tokens,
             usage.cache_read_input_tokens, message.cost_usd, text.enc(message.stop_reason),
-            message.duration_ms, text.dumps(message.ids))
+            message.duration_ms, text.dumps(message.ids), blocks)
 
 
 def message_of(row: tuple[Any, ...]) -> Message:
-    return Message(role=row[1], content=text.dec(row[2]), created_at=row[3], status=row[4],
+    """A message from its row (its blocks, when it has them, are its content)."""
+    content = (text.dec(row[2]) if row[16] is None
+               else loads_checked(text.json_text(row[16]), "content blocks"))
+    return Message(role=row[1], content=content, created_at=row[3], status=row[4],
                    error=text.dec(row[5]), model=text.dec(row[6]), backend=text.dec(row[7]),
                    usage=Usage(row[8], row[9], row[10], row[11]), cost_usd=row[12],
                    stop_reason=text.dec(row[13]), duration_ms=row[14],

@@ -47,7 +47,8 @@ MESSAGE_OK = (
     f"AND created_at {_TIME_RANGE} AND json_typeof(ids) = 'object' AND input_tokens >= 0 "
     "AND output_tokens >= 0 AND cache_creation_input_tokens >= 0 "
     f"AND cache_read_input_tokens >= 0 AND coalesce(cost_usd {_FINITE}, true) "
-    f"AND coalesce(duration_ms {_FINITE}, true), false)"
+    f"AND coalesce(duration_ms {_FINITE}, true) "
+    "AND coalesce(json_typeof(blocks) = 'array', true), false)"
 )
 
 _M001 = f"""
@@ -144,10 +145,17 @@ def _m002_plain(cur: psycopg.Cursor[Any]) -> None:
     cur.execute(f"CREATE INDEX sessions_unreadable ON {SCHEMA}.sessions (id) WHERE NOT readable")
 
 
+def _m003_blocks(cur: psycopg.Cursor[Any]) -> None:
+    """``blocks``: a message's content blocks (text, images, thinking, tools) as JSON; its
+    ``content`` then holds the text blocks joined."""
+    cur.execute(f"ALTER TABLE {SCHEMA}.messages ADD COLUMN blocks json")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Cursor[Any]], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_plain", _m002_plain),
+    ("003_blocks", _m003_blocks),
 )
 
 
