@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..blocks import main_argument
 from ..compaction import is_summary
 from ..errors import (
     AuthenticationError,
@@ -39,12 +40,13 @@ from ..errors import (
     RateLimitError,
 )
 from ..message import Message, Usage
-from .base import TurnRequest, TurnResult, attach_result, cut_short, one_line
+from .base import Aside, TurnRequest, TurnResult, attach_result, cut_short, one_line
 
 if TYPE_CHECKING:
     from ..config import Config
 
 INSTALL_HINT = "install it with `npm install -g @anthropic-ai/claude-code`"
+TOOL_EXCERPT = 2000  # characters of a tool result kept in the stored answer
 SESSION_ID_KEY = "claude_session_id"
 
 
@@ -98,7 +100,7 @@ def folded_history(history: Sequence[Message]) -> str:
     turns from another backend (the CLI cannot be given prior messages any other way)."""
     lines = ["Earlier turns of this conversation (answered through another backend):"]
     for message in history:
-        lines.append(f"\n{message.role.capitalize()}: {message.content}")
+        lines.append(f"\n{message.role.capitalize()}: {message.text}")
     return "\n".join(lines)
 
 
@@ -136,6 +138,10 @@ class ClaudeCodeBackend:
 
     def stream_turn(self, request: TurnRequest) -> Iterator[str | TurnResult]:
         config = request.config
+        if request.blocks and any(b["type"] in ("image", "document") for b in request.blocks):
+            raise BadRequest("the claude-code backend sends the prompt to the CLI as text and "
+                             "cannot pass images or PDFs yet; use the anthropic backend for "
+                             "this turn (%%claude ... with --attach/--error text only here)")
         argv = build_argv(find_binary(config), request)
         cwd = config.cwd or os.getcwd()
         env = dict(os.environ)
@@ -240,6 +246,8 @@ class _Parser:
         self.noise: list[str] = []
         self.yielded: list[str] = []  # the text chunks yielded so far
         self.completed: list[tuple[str, str]] = []  # (message id, text) of assistant lines
+        self.blocks: list[dict[str, Any]] = []  # text, tool_use and tool_result, in order
+        self.tools: dict[str, dict[str, Any]] = {}  # tool_use id -> its block
 
     def feed(self, raw: bytes) -> Iterator[str]:
         line = raw.strip()
@@ -265,10 +273,42 @@ class _Parser:
             for block in message.get("content") or []:
                 if block.get("type") == "text" and block.get("text"):
                     self.completed.append((message_id, block["text"]))
+                    self.blocks.append({"type": "text", "text": block["text"]})
                     if message_id not in self.streamed:
                         yield from self._text(message_id, block["text"])
+                elif block.get("type") == "tool_use" and isinstance(block.get("id"), str):
+                    self._tool_use(block)
+        elif kind == "user":
+            for block in (data.get("message") or {}).get("content") or []:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    yield from self._tool_result(block)
         elif kind == "result":
             self.result = data
+
+    def _tool_use(self, block: dict[str, Any]) -> None:
+        stored = {"type": "tool_use", "id": block["id"], "name": str(block.get("name") or "?"),
+                  "input": block.get("input") if isinstance(block.get("input"), dict) else {}}
+        self.tools[stored["id"]] = stored
+        self.blocks.append(stored)
+
+    def _tool_result(self, block: dict[str, Any]) -> Iterator[str]:
+        """Store an excerpt of a tool's result; show one line: tool, argument, outcome."""
+        content = block.get("content")
+        if isinstance(content, list):
+            content = "\n".join(str(b.get("text", f"[{b.get('type')}]")) for b in content
+                                 if isinstance(b, dict))
+        text = str(content or "")
+        if len(text) > TOOL_EXCERPT:
+            text = text[:TOOL_EXCERPT] + f"\n[... {len(text) - TOOL_EXCERPT:,} more characters]"
+        use_id = str(block.get("tool_use_id") or "")
+        error = bool(block.get("is_error"))
+        self.blocks.append({"type": "tool_result", "tool_use_id": use_id, "content": text,
+                            "is_error": error})
+        use = self.tools.get(use_id, {"name": "tool", "input": {}})
+        outcome = "error" if error else "ok"
+        first = one_line(text, 60)
+        yield Aside(f"{use['name']} {main_argument(use['input'])} → {outcome}"
+                    + (f": {first}" if first else ""), "tool")
 
     def _event(self, event: dict[str, Any]) -> Iterator[str]:
         if event.get("type") == "message_start":
@@ -325,7 +365,8 @@ class _Parser:
         turn = TurnResult(text=result.get("result"), final_text=self.final_text(),
                           model=self.model or request.model,
                           stop_reason=result.get("stop_reason"), usage=usage,
-                          cost_usd=float(cost) if cost is not None else None, ids=ids)
+                          cost_usd=float(cost) if cost is not None else None, ids=ids,
+                          blocks=self.blocks if self.tools else None)
         if result.get("is_error") or result.get("subtype") != "success":
             raise attach_result(_result_error(result, code), turn)
         if code != 0:

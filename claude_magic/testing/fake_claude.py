@@ -65,16 +65,19 @@ class FakeClaude:
               usage: dict[str, int] | None = None, cost: float | None = None,
               tool_use: str | None = None, model: str | None = None,
               new_session_id: bool = False, noise: bool = False,
-              retried: str | None = None) -> FakeClaude:
+              retried: str | None = None, tool_input: dict[str, Any] | None = None,
+              tool_result: str = "ok", tool_error: bool = False) -> FakeClaude:
         """Script a successful run. ``tool_use="Read"`` first emits a message using that tool
         and its result (two model turns); ``new_session_id`` answers a ``--resume`` under a
         fresh id (as some CLI versions did); ``noise`` adds non-JSON lines to stdout;
         ``retried`` first streams that text as an API attempt cut short, then an
-        ``api_retry`` line (as the real CLI does when a stream ends before message_stop)."""
+        ``api_retry`` line (as the real CLI does when a stream ends before message_stop).
+        ``tool_input``, ``tool_result`` and ``tool_error`` shape that tool call."""
         return self._push({"kind": "reply", "text": text, "chunks": chunks, "usage": usage,
                            "cost": cost, "tool_use": tool_use, "model": model,
                            "new_session_id": new_session_id, "noise": noise,
-                           "retried": retried})
+                           "retried": retried, "tool_input": tool_input or {},
+                           "tool_result": tool_result, "tool_error": tool_error})
 
     def error(self, kind: str, *, text: str = "", message: str | None = None,
               status: int = 529) -> FakeClaude:
@@ -310,10 +313,12 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
     if kind == "reply" and item.get("tool_use"):
         num_turns = 2
         _message(fmt, partial, session_id, model, "Let me check.", input_tokens,
-                 tool=item["tool_use"])
+                 tool=item["tool_use"], tool_input=item.get("tool_input") or {})
         if fmt == "stream-json":
             _emit({"type": "user", "message": {"role": "user", "content": [
-                {"tool_use_id": "toolu_fake", "type": "tool_result", "content": "ok"}]},
+                {"tool_use_id": "toolu_fake", "type": "tool_result",
+                 "content": item.get("tool_result", "ok"),
+                 "is_error": bool(item.get("tool_error"))}]},
                 "parent_tool_use_id": None, "session_id": session_id})
     chunks = item.get("chunks") or split_words(text)
     if item.get("retried"):
@@ -376,7 +381,8 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
 
 def _message(fmt: str, partial: bool, session_id: str, model: str, text: str,
              input_tokens: int, *, chunks: list[str] | None = None,
-             tool: str | None = None, cut: bool = False) -> None:
+             tool: str | None = None, cut: bool = False,
+             tool_input: dict[str, Any] | None = None) -> None:
     """One model message: its stream events (with ``--include-partial-messages``), then one
     ``assistant`` line per content block, as the real CLI prints them. ``cut``: only the
     events up to the last text delta (a message that stopped mid-way)."""
@@ -401,7 +407,8 @@ def _message(fmt: str, partial: bool, session_id: str, model: str, text: str,
         return
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text}]
     if tool:
-        blocks.append({"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {}})
+        blocks.append({"type": "tool_use", "id": "toolu_fake", "name": tool,
+                       "input": tool_input or {}})
     for block in blocks:
         _emit({"type": "assistant", "message": {
             "id": message_id, "type": "message", "role": "assistant", "model": model,
