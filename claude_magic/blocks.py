@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import re
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .checks import check_json_value
@@ -261,3 +261,33 @@ def main_argument(arguments: Mapping[str, Any], limit: int = 80) -> str:
         value = next((v for v in arguments.values() if isinstance(v, str)), "")
     line = " ".join(str(value).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def markdown_of(blocks: list[dict[str, Any]],
+                attach: Callable[[dict[str, Any]], str | None] | None = None) -> str:
+    """Blocks as Markdown: text as is; an image linked where ``attach`` gives it a URL (an
+    nbformat attachment, a file beside the export), else described; thinking and tool
+    results collapsed; one line per tool call."""
+    parts = []
+    for block in blocks:
+        kind = block["type"]
+        url = attach(block) if attach is not None and kind == "image" else None
+        if kind == "text":
+            parts.append(block["text"])
+        elif url:
+            parts.append(f"![{describe(block)[1:-1]}]({url})")
+        elif kind == "thinking":
+            parts.append(_details("Thinking", block["thinking"]))
+        elif kind == "tool_result":
+            parts.append(_details("Tool result" + (" (error)" if block.get("is_error") else ""),
+                                  str(block.get("content") if isinstance(block.get("content"),
+                                                                         str) else "")))
+        elif kind == "tool_use":
+            parts.append(f"`{block['name']} {main_argument(block['input'])}`")
+        else:
+            parts.append(f"*{describe(block)}*")
+    return "\n\n".join(part for part in parts if part)
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"

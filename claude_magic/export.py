@@ -117,7 +117,7 @@ def messages_dataframe(manager: SessionManager,
 
 def _message_row(session_id: str, m: Message) -> tuple[Any, ...]:
     u = m.usage
-    return (str(session_id), m.seq, m.role, m.content, m.created_at, m.status, m.error, m.model,
+    return (str(session_id), m.seq, m.role, m.text, m.created_at, m.status, m.error, m.model,
             m.backend, u.input_tokens, u.output_tokens, u.cache_creation_input_tokens,
             u.cache_read_input_tokens, m.cost_usd, m.stop_reason, m.duration_ms)
 
@@ -224,7 +224,7 @@ def session_header_markdown(session: Session, *, level: int = 1) -> str:
 _ANSWERED_BY = {"echo": "Offline echo (no model)", "replay": "Claude (replayed)"}
 
 
-def message_markdown(message: Message) -> str:
+def message_markdown(message: Message, attach: Any = None) -> str:
     """One message as Markdown: a byline, a visible warning if it failed, then its text."""
     who = "You" if message.role == "user" else _ANSWERED_BY.get(message.backend or "", "Claude")
     parts = [f"**{who}**"]
@@ -242,7 +242,11 @@ def message_markdown(message: Message) -> str:
     elif message.status == "incomplete":
         lines += ["", "> ⚠️ **INCOMPLETE** — the answer was cut off"
                   + (f": {message.error}" if message.error else "")]
-    lines += ["", message.content if message.content else "*(empty)*"]
+    from .blocks import markdown_of
+
+    body = message.content if isinstance(message.content, str) else markdown_of(
+        message.content, attach)
+    lines += ["", body or "*(empty)*"]
     return "\n".join(lines)
 
 
@@ -268,9 +272,26 @@ def session_to_notebook(session: Session) -> NotebookNode:
     for m in session.messages:
         meta = {"kind": "message", "role": m.role, "seq": m.seq, "status": m.status,
                 "model": m.model, "created_at": format_time(m.created_at)}
-        nb.cells.append(v4.new_markdown_cell(message_markdown(m), metadata={"claude_magic": meta}))
+        attachments: dict[str, Any] = {}
+        cell = v4.new_markdown_cell(message_markdown(m, _attacher(attachments)),
+                                    metadata={"claude_magic": meta})
+        if attachments:  # images of the message, as nbformat attachments
+            cell.attachments = attachments
+        nb.cells.append(cell)
     nbformat.validate(nb)
     return nb
+
+
+def _attacher(attachments: dict[str, Any]) -> Any:
+    """An ``attach`` for :func:`message_markdown` that puts base64 images in ``attachments``."""
+    def attach(block: dict[str, Any]) -> str | None:
+        source = block["source"]
+        if source.get("type") != "base64":
+            return None
+        name = f"image-{len(attachments) + 1}.{source['media_type'].split('/')[-1]}"
+        attachments[name] = {source["media_type"]: source["data"]}
+        return f"attachment:{name}"
+    return attach
 
 
 def session_to_markdown(session: Session) -> str:
@@ -328,7 +349,9 @@ def export_data(manager: SessionManager, session_id: str, fmt: str) -> Any:
     if fmt in ("csv", "df"):
         frame = messages_dataframe(manager, [session_id])
         return frame if fmt == "df" else frame.to_csv(index=False)
-    session = manager.resume(session_id)
+    from .storage._assets import portable
+
+    session = portable(manager.storage, manager.resume(session_id))  # images embedded
     if fmt == "ipynb":
         return session_to_notebook(session)
     return session_to_markdown(session) if fmt == "md" else session_to_json(session)

@@ -178,3 +178,22 @@ def test_echo_describes_images_and_replay_runs_offline(shell: TestingShell, tmp_
     replayed = get_magics(shell).manager.resume("again").messages
     assert replayed[1].text == answer
     assert replayed[0].content[0]["source"]["type"] == "asset"
+
+
+def test_ipynb_export_validates_with_images_attached(shell: TestingShell,
+                                                     store_dir: Path) -> None:
+    import nbformat
+
+    make_figure(shell)
+    shell.run_cell("%config ClaudeMagics.backend = 'echo'")
+    shell.run_cell("%claude_session new pic")
+    shell.run_cell("%%claude\nWhat is {fig}?")
+    shell.run_cell("%claude_session export pic --format ipynb --out pic.ipynb")
+    notebook = nbformat.read("pic.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    cell = notebook.cells[1]
+    (name, bundle), = cell.attachments.items()
+    assert f"(attachment:{name})" in cell.source
+    assert image_size(base64.b64decode(bundle["image/png"])) == (400, 300)
+    shell.run_cell("%claude_session export pic --format json --out pic.json")
+    assert '"type": "base64"' in Path("pic.json").read_text()  # embedded, so import is exact
