@@ -25,18 +25,19 @@ class Rendered:
     block: dict[str, Any] | None = None
 
 
-def render_value(value: Any, name: str, rows: int = DEFAULT_ROWS,
+def render_value(value: Any, reference: str, rows: int = DEFAULT_ROWS,
                  chars: int = DEFAULT_CHARS) -> Rendered:
-    """``value`` (referenced as ``name``) for the prompt; errors are one-line
-    :class:`~claude_magic.errors.MagicUsageError`."""
+    """``value`` (referenced as ``reference``, e.g. ``{df}``) for the prompt; errors are
+    one-line :class:`~claude_magic.errors.MagicUsageError` naming the reference."""
+    name = reference.strip("{}")
     if _is_pandas(value, "DataFrame"):
         return Rendered(cap(dataframe_text(value, name, rows), chars))
     if _is_pandas(value, "Series"):
         return Rendered(cap(series_text(value, name, rows), chars))
-    image = image_of(value, name)
+    image = image_of(value, reference)
     if image is not None:
         return Rendered(f"[image: {name}]", image)
-    return Rendered(cap(require_utf8(text_of(value, name), name), chars))
+    return Rendered(cap(require_utf8(text_of(value, reference), reference), chars))
 
 
 def cap(text: str, chars: int) -> str:

@@ -80,7 +80,7 @@ def interpolate_rich(text: str, namespace: Mapping[str, Any], hidden: Container[
         value = _resolve(match, namespace, hidden)
         if value is _MISSING:
             return match.group(0)
-        rendered = render_value(value, match.group(0).strip("{}"), rows, chars)
+        rendered = render_value(value, match.group(0), rows, chars)
         if rendered.block is None:
             return rendered.text
         images.append(rendered.block)

@@ -64,7 +64,8 @@ def prompt_parser() -> MagicArgumentParser:
                         "to explain and fix it)")
     p.add_argument("--think", nargs="?", const="on", metavar="BUDGET",
                    help=f"extended thinking: a token budget (>= 1024; default "
-                        f"{DEFAULT_THINKING}) or 'adaptive'; write --think=N before a one-line prompt")
+                        f"{DEFAULT_THINKING}) or 'adaptive'; before a one-line prompt "
+                        "write --think=N")
     return p
 
 
