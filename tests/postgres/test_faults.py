@@ -210,9 +210,10 @@ def test_rows_damaged_by_another_tool_are_reported_and_skipped(pg_url: str) -> N
             manager.get(session_id)
         with pytest.raises(DamagedSession):
             manager.append(session_id, Message("user", "x"))
+    fresh = PostgresStorage(pg_url)  # a new store object reports again
     with pytest.warns(Warning, match="damaged"):
-        assert [m.content for m in PostgresStorage(pg_url).load(SessionId("good")).messages] \
-            == ["fine"]
+        assert [m.content for m in fresh.load(SessionId("good")).messages] == ["fine"]
+    fresh.close()
     assert manager.clear() == 1 and manager.exists("bad-json")  # never removed silently
     manager.close()
 
