@@ -47,6 +47,7 @@ from .wire import (  # noqa: F401  (re-exported: tests and users import them fro
     Failure,
     RecordedRequest,
     Reply,
+    bad_signature,
     cut_here,
     default_message,
     error_body,
@@ -147,12 +148,16 @@ class FakeMessagesServer:
 
     def reply(self, text: str, *, chunks: Iterable[str] | None = None,
               usage: dict[str, int] | None = None, stop_reason: str = "end_turn",
-              model: str | None = None, delay: float = 0.0) -> FakeMessagesServer:
-        """Queue an answer. ``"".join(chunks)`` must equal ``text`` when chunks are given."""
+              model: str | None = None, delay: float = 0.0,
+              thinking: str | None = None) -> FakeMessagesServer:
+        """Queue an answer. ``"".join(chunks)`` must equal ``text`` when chunks are given.
+        ``thinking``: the reasoning streamed (and signed) before the text when the request
+        enables thinking; without it such a request gets a short default reasoning."""
         chunk_list = list(chunks) if chunks is not None else None
         if chunk_list is not None and "".join(chunk_list) != text:
             raise ValueError("the chunks do not add up to the text")
-        return self._push(Reply(text, chunk_list, dict(usage or {}), stop_reason, model, delay))
+        return self._push(Reply(text, chunk_list, dict(usage or {}), stop_reason, model, delay,
+                                thinking=thinking))
 
     def fail(self, status: int, *, error_type: str | None = None, message: str | None = None,
              retry_after: float | None = None, retry_after_ms: float | None = None,
@@ -351,6 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(400, "invalid_request_error",
                              "messages and max_tokens are required")
             return
+        refused = bad_signature(body)
+        if refused is not None:
+            self._send_error(400, "invalid_request_error", refused)
+            return
         item = self.fake._next(body)
         if isinstance(item, Failure):
             self._send_error(item.status, item.error_type, item.message, item.headers)
@@ -400,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload) if chunked
                                  else payload)
-                texts += name == "content_block_delta"
+                texts += name == "content_block_delta" and data["delta"]["type"] == "text_delta"
                 if cut_here(reply.cut_after, name, texts):
                     self._end_early(reply.cut_how)
                     return

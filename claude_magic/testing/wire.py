@@ -4,6 +4,8 @@ replies, recorded requests, error bodies and the SSE events of a streamed answer
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable
@@ -74,7 +76,9 @@ class Reply:
     """A scripted answer. ``chunks`` default to the text split into words; ``usage`` keys
     override the estimated counts; ``error_after`` sends an ``error`` event after that many
     chunks (a mid-stream failure); ``delay`` waits before each chunk (a slow stream);
-    ``cut_after`` ends the response early in the way ``cut_how`` names (see ``end_early``)."""
+    ``cut_after`` ends the response early in the way ``cut_how`` names (see ``end_early``);
+    ``thinking`` is the reasoning sent first when the request enables thinking (a default
+    when None)."""
 
     text: str
     chunks: list[str] | None = None
@@ -87,6 +91,7 @@ class Reply:
     error_message: str = "Overloaded"
     cut_after: str | int | None = None
     cut_how: str = "chunked"
+    thinking: str | None = None
 
 
 @dataclass
@@ -150,6 +155,39 @@ def cut_here(cut: str | int | None, name: str, texts: int) -> bool:
     return cut == name
 
 
+def thinking_requested(body: dict[str, Any]) -> bool:
+    """Whether the request turns extended thinking on (``enabled`` or ``adaptive``)."""
+    thinking = body.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def thinking_of(reply: Reply, body: dict[str, Any]) -> str | None:
+    """The reasoning this answer streams first: only when the request asks for it."""
+    if not thinking_requested(body):
+        return None
+    return reply.thinking if reply.thinking is not None else (
+        f"The user asks: {last_user_text(body)[:200]}. A short answer will do.")
+
+
+def signature_of(thinking: str) -> str:
+    """The (fake, deterministic) signature of a thinking block, as the API signs one."""
+    return base64.b64encode(hashlib.sha256(b"fake-thinking:" + thinking.encode()).digest()
+                            ).decode()
+
+
+def bad_signature(body: dict[str, Any]) -> str | None:
+    """The API's 400 message for a resent thinking block whose signature does not match its
+    text (edited, or signed elsewhere); None when every one matches."""
+    for m_index, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for b_index, block in enumerate(content if isinstance(content, list) else []):
+            if isinstance(block, dict) and block.get("type") == "thinking" and (
+                    block.get("signature") != signature_of(str(block.get("thinking", "")))):
+                return (f"messages.{m_index}.content.{b_index}: Invalid `signature` in "
+                        "`thinking` block")
+    return None
+
+
 def usage_of(reply: Reply, body: dict[str, Any], chunks: list[str],
              prompt: dict[str, Any] | None = None) -> dict[str, Any]:
     """The answer's usage: ``prompt`` (input and cache counts, from the prompt cache; without
@@ -157,7 +195,8 @@ def usage_of(reply: Reply, body: dict[str, Any], chunks: list[str],
     usage: dict[str, Any] = dict(prompt) if prompt is not None else {
         "input_tokens": input_tokens_of(body), "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0}
-    usage["output_tokens"] = len(chunks)
+    thought = thinking_of(reply, body)
+    usage["output_tokens"] = len(chunks) + (len(split_words(thought)) if thought else 0)
     usage.update(reply.usage)
     return usage
 
@@ -166,9 +205,14 @@ def message_of(reply: Reply, body: dict[str, Any],
                prompt: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON of a whole (non-streamed) answer."""
     chunks = reply.chunks if reply.chunks is not None else split_words(reply.text)
+    thought = thinking_of(reply, body)
+    content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
+    if thought is not None:
+        content.insert(0, {"type": "thinking", "thinking": thought,
+                           "signature": signature_of(thought)})
     return {"id": f"msg_fake_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
             "model": reply.model or body.get("model"),
-            "content": [{"type": "text", "text": reply.text}], "stop_reason": reply.stop_reason,
+            "content": content, "stop_reason": reply.stop_reason,
             "stop_sequence": None, "usage": usage_of(reply, body, chunks, prompt)}
 
 
@@ -181,7 +225,12 @@ def events_of(reply: Reply, body: dict[str, Any], prompt: dict[str, Any] | None 
     start.update(content=[], stop_reason=None,
                  usage={**usage, "output_tokens": min(1, usage["output_tokens"])})
     yield "message_start", {"type": "message_start", "message": start}
-    yield "content_block_start", {"type": "content_block_start", "index": 0,
+    thought = thinking_of(reply, body)
+    index = 0
+    if thought is not None:
+        yield from thinking_events(thought)
+        index = 1
+    yield "content_block_start", {"type": "content_block_start", "index": index,
                                   "content_block": {"type": "text", "text": ""}}
     yield "ping", {"type": "ping"}
     for number, chunk in enumerate(chunks):
@@ -189,13 +238,26 @@ def events_of(reply: Reply, body: dict[str, Any], prompt: dict[str, Any] | None 
             break
         if reply.delay:
             yield None
-        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+        yield "content_block_delta", {"type": "content_block_delta", "index": index,
                                       "delta": {"type": "text_delta", "text": chunk}}
     if reply.error_after is not None:
         yield "error", error_body(reply.error_type, reply.error_message)
         return
-    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+    yield "content_block_stop", {"type": "content_block_stop", "index": index}
     yield "message_delta", {"type": "message_delta",
                             "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
                             "usage": {"output_tokens": usage["output_tokens"]}}
     yield "message_stop", {"type": "message_stop"}
+
+
+def thinking_events(thought: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    """A thinking block at index 0 as the API streams it: ``content_block_start`` (empty
+    thinking and signature), ``thinking_delta`` chunks, one ``signature_delta``, stop."""
+    yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+        "type": "thinking", "thinking": "", "signature": ""}}
+    for chunk in split_words(thought):
+        yield "content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "thinking_delta", "thinking": chunk}}
+    yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+        "type": "signature_delta", "signature": signature_of(thought)}}
+    yield "content_block_stop", {"type": "content_block_stop", "index": 0}
