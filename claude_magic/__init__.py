@@ -27,7 +27,7 @@ _EXPORTS = {
     "Response": "client",
     "Query": "client",
     "Stream": "client",
-    "panel": "widget",
+    "panel": "panel",
     "to_dataframe": "export",
     "messages_dataframe": "export",
     "ClaudeMagicError": "errors",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from traitlets import Any, HasTraits, Unicode
 
 
@@ -15,3 +17,22 @@ class Workspace(HasTraits):
     # not an Instance trait: checking the class would import the store at %load_ext
     manager = Any(None, allow_none=True, help="The SessionManager, opened on first use.")
     current = Unicode(None, allow_none=True, help="Id of the current session, or None.")
+
+
+def shell_workspace(shell: object = None) -> Workspace | None:
+    """The workspace ``%load_ext claude_magic`` made for ``shell`` (default: the running
+    IPython), its store opened; None without a shell or the extension.
+
+    Found through the shell's magics registry, so nothing here imports the magics.
+    """
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+    registry = getattr(getattr(shell, "magics_manager", None), "registry", {})
+    front = registry.get("ClaudeMagics")
+    workspace = getattr(front, "workspace", None)
+    if not isinstance(workspace, Workspace):
+        return None
+    if workspace.manager is None:
+        front.manager  # noqa: B018 - the extension opens its store on first use
+    return workspace

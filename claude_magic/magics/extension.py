@@ -183,7 +183,7 @@ class ClaudeMagics(Magics):
 
     def open_panel(self) -> Any:
         """``%claude_session panel``: a new session browser (the old one stops listening)."""
-        from ..widget import panel
+        from ..panel import panel
 
         if self.panel is not None:  # one live panel per kernel
             self.panel.close()

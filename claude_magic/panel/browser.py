@@ -1,7 +1,7 @@
 """The session browser: an ipywidgets panel over a :class:`SessionManager` (no front-end build).
 
 ``claude_magic.panel()`` or ``%claude_session panel``. Rows come from one ``summaries()`` call;
-filtering, sorting and paging work on that list (:mod:`claude_magic.widget_rows`), and only the
+filtering, sorting and paging work on that list (:mod:`claude_magic.panel.rows`), and only the
 visible page has widgets (a pool, reused page after page). Changes made through the manager
 arrive through its listener; on a team store (PostgreSQL) so do other kernels' changes, within
 a second; elsewhere *refresh* re-reads the store for changes made by other processes. A team
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .errors import ClaudeMagicError
-from .manager import SessionManager
-from .widget_rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
-from .workspace import Workspace
+from ..errors import ClaudeMagicError
+from ..manager import SessionManager
+from ..workspace import Workspace, shell_workspace
+from .rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
 
 if TYPE_CHECKING:
-    from .session import Session, SessionSummary
-    from .widget_detail import DetailView
+    from ..session import Session, SessionSummary
+    from .detail import DetailView
 
 PAGE_SIZES = (10, 25, 50, 100)
 _FULL_RELOAD_AFTER = 50  # pending events beyond which one summaries() call is cheaper
@@ -197,7 +197,7 @@ class SessionPanel(w.VBox):
     def detail(self) -> DetailView:
         """The detail view (metadata, transcript, actions), built when first needed."""
         if self._detail is None:
-            from .widget_detail import DetailView
+            from .detail import DetailView
 
             self._detail = DetailView(self)
             self.children = (*self.children, self._detail)
@@ -409,16 +409,8 @@ def panel(manager: SessionManager | None = None, workspace: Workspace | None = N
     ``new_session(id_or_None) -> Session`` creates sessions for *new* (default: a bare one).
     """
     if manager is None and workspace is None:
-        magics = None
-        try:
-            from .magics.extension import get_magics
-
-            magics = get_magics()
-        except ImportError:
-            pass
-        if magics is not None:
-            manager, workspace = magics.manager, magics.workspace
-        else:
+        workspace = shell_workspace()
+        if workspace is None:
             manager = SessionManager(".claude_sessions")
     return SessionPanel(manager, workspace, page_size=page_size, export_dir=export_dir,
                         new_session=new_session)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .errors import ClaudeMagicError
-from .export import FORMATS, export_session, message_markdown, session_header_markdown
+from ..errors import ClaudeMagicError
+from ..export import FORMATS, export_session, message_markdown, session_header_markdown
 
 if TYPE_CHECKING:
-    from .widget import SessionPanel
+    from .browser import SessionPanel
 
 MAX_TRANSCRIPT_MESSAGES = 200
 

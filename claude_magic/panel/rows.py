@@ -10,14 +10,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .checks import json_text
-from .costs import cost_text
-from .errors import ClaudeMagicError
-from .manager import SessionManager
-from .session import SessionSummary
+from ..checks import json_text
+from ..costs import cost_text
+from ..errors import ClaudeMagicError
+from ..manager import SessionManager
+from ..session import SessionSummary
 
 if TYPE_CHECKING:
-    from .storage.postgres import Sharing
+    from ..storage.postgres import Sharing
 
 MAX_META_COLUMNS = 8
 META_WIDTH = 120

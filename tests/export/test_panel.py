@@ -12,9 +12,9 @@ from ipywidgets.widgets.widget import _instances as live_widgets  # every open w
 
 from claude_magic.manager import SessionManager
 from claude_magic.message import Message
+from claude_magic.panel import SessionPanel, panel
 from claude_magic.session import Session
 from claude_magic.times import utc_now
-from claude_magic.widget import SessionPanel, panel
 from claude_magic.workspace import Workspace
 
 Fill = Callable[[SessionManager], list[str]]

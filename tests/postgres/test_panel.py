@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from claude_magic.manager import SessionManager
-from claude_magic.widget import SessionPanel, panel
+from claude_magic.panel import SessionPanel, panel
 
 from .pgserver import Server
 from .test_team import member
