@@ -4,8 +4,12 @@ A message reaching a store with ``base64`` sources is stored with ``asset`` sour
 (:func:`store_assets`): the bytes are put in the store's assets once, whatever how many
 messages, turns or forks use them. :func:`expand` turns the references back into base64 for
 a request or an export; :func:`collect` removes the assets no readable session references
-(after ``delete``, ``clear``, ``prune``). A store holds assets when it has the four methods of
+(after ``delete``, ``clear``, ``prune``). A store holds assets when it has the methods of
 :class:`AssetStore`; other stores keep base64 inline (still correct, only larger).
+
+Collection has a grace period (:data:`GRACE_SECONDS`): an asset stored (or stored again)
+less than that long ago is never removed, since another process may have put it for a message
+it has not appended yet. ``put_asset`` of an asset already held refreshes its time.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import os
 import re
 import stat
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +38,8 @@ from ..session import Session
 from ._jsonio import read_file, write_atomic
 
 _SHA_ONLY = re.compile(r"[0-9a-f]{64}")
+GRACE_SECONDS = 600.0
+"""Assets stored less than this long ago (seconds) are kept by :func:`collect`."""
 
 
 @runtime_checkable
@@ -40,13 +47,17 @@ class AssetStore(Protocol):
     """What a store offers for assets; every method is atomic."""
 
     def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
-        """Keep ``data`` under its SHA-256 (nothing happens when it is already there)."""
+        """Keep ``data`` under its SHA-256 (when it is already there, only its stored time
+        becomes now)."""
 
     def get_asset(self, sha256: str, media_type: str) -> bytes | None:
         """The bytes, or None when the store does not hold them."""
 
     def asset_ids(self) -> set[str]:
         """The SHA-256 of every asset held."""
+
+    def asset_times(self) -> dict[str, float]:
+        """Each asset's SHA-256 and when it was last stored (seconds since the epoch)."""
 
     def delete_assets(self, sha256s: Iterable[str]) -> int:
         """Remove these assets; how many were removed."""
@@ -139,20 +150,22 @@ def named_assets(texts: Iterable[str]) -> set[str]:
     return found
 
 
-def collect(storage: Any) -> int:
-    """Remove the assets no session references any more; how many were removed. A store
-    may offer ``assets_in_use()`` (a fast, conservative scan of its raw rows); else every
-    readable session is read, and nothing is removed while a session is damaged."""
-    if not isinstance(storage, AssetStore):
-        return 0
-    held = storage.asset_ids()
-    if not held:
+def collect(storage: Any, grace: float | None = None) -> int:
+    """Remove the assets no session references any more and stored more than ``grace``
+    seconds ago (default :data:`GRACE_SECONDS`); how many were removed. A store may offer
+    ``assets_in_use()`` (a fast, conservative scan of its raw rows); else every readable
+    session is read, and nothing is removed while a session is damaged. References are read
+    before the ages, so an asset put again meanwhile (for a message about to be appended) is
+    young by the time it is looked at."""
+    if not isinstance(storage, AssetStore) or not storage.asset_ids():
         return 0
     in_use = getattr(storage, "assets_in_use", None)
     refs = in_use() if in_use is not None else referenced(storage)
     if refs is None:
         return 0
-    unused = held - refs
+    cutoff = time.time() - (GRACE_SECONDS if grace is None else grace)
+    unused = {sha for sha, stored in storage.asset_times().items()
+              if stored <= cutoff and sha not in refs}
     return storage.delete_assets(unused) if unused else 0
 
 
@@ -192,7 +205,9 @@ class AssetFolder:
         path = self._path(sha256, media_type)
         self._real_folder(create=True)
         if self.get_asset(sha256, media_type) is not None:
-            return
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path, follow_symlinks=False)  # stored again: young again (collect)
+                return
         write_atomic(self.folder, path, data)
 
     def get_asset(self, sha256: str, media_type: str) -> bytes | None:
@@ -210,6 +225,17 @@ class AssetFolder:
             return set()
         return {m.group(1) for name in os.listdir(self.folder)
                 if (m := _ASSET_NAME.fullmatch(name))}
+
+    def asset_times(self) -> dict[str, float]:
+        """Each asset file's SHA-256 and modification time (set anew by ``put_asset``)."""
+        times: dict[str, float] = {}
+        if not self._real_folder(create=False):
+            return times
+        for name in os.listdir(self.folder):
+            if match := _ASSET_NAME.fullmatch(name):
+                with contextlib.suppress(FileNotFoundError):
+                    times[match.group(1)] = os.lstat(self.folder / name).st_mtime
+        return times
 
     def delete_assets(self, sha256s: Iterable[str]) -> int:
         wanted = set(sha256s)

@@ -531,6 +531,9 @@ class DirectoryStorage:
     def asset_ids(self) -> set[str]:
         return self._assets.asset_ids()
 
+    def asset_times(self) -> dict[str, float]:
+        return self._assets.asset_times()
+
     def delete_assets(self, sha256s: Iterable[str]) -> int:
         with self._locked():
             return self._assets.delete_assets(sha256s)

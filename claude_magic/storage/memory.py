@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -23,6 +24,7 @@ class MemoryStorage:
         self._sessions: dict[SessionId, Session] = {}
         self._stats: dict[SessionId, SessionStats] = {}
         self._assets: dict[str, bytes] = {}  # SHA-256 -> bytes (see _assets.py)
+        self._asset_times: dict[str, float] = {}  # SHA-256 -> when last stored
         self._lock = threading.RLock()
         self._clock = MonotonicClock()
 
@@ -132,6 +134,7 @@ class MemoryStorage:
     def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
         with self._lock:
             self._assets.setdefault(sha256, bytes(data))
+            self._asset_times[sha256] = time.time()
 
     def get_asset(self, sha256: str, media_type: str) -> bytes | None:
         return self._assets.get(sha256)
@@ -140,9 +143,16 @@ class MemoryStorage:
         with self._lock:
             return set(self._assets)
 
+    def asset_times(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._asset_times)
+
     def delete_assets(self, sha256s: Iterable[str]) -> int:
         with self._lock:
-            return sum(self._assets.pop(sha, None) is not None for sha in sha256s)
+            wanted = set(sha256s)
+            for sha in wanted:
+                self._asset_times.pop(sha, None)
+            return sum(self._assets.pop(sha, None) is not None for sha in wanted)
 
     def close(self) -> None:
         """Nothing to release."""

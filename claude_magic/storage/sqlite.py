@@ -689,8 +689,9 @@ class SQLiteStorage:
 
     def put_asset(self, sha256: str, media_type: str, data: bytes) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR IGNORE INTO assets (sha256, media_type, data, created_at) "
-                       "VALUES (?, ?, ?, ?)",
+            db.execute("INSERT INTO assets (sha256, media_type, data, created_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET "
+                       "created_at = excluded.created_at",  # stored again: young again
                        (sha256, media_type, sqlite3.Binary(data), format_time(self._clock.now())))
 
     def get_asset(self, sha256: str, media_type: str) -> bytes | None:
@@ -699,6 +700,10 @@ class SQLiteStorage:
 
     def asset_ids(self) -> set[str]:
         return {row[0] for row in self._read("SELECT sha256 FROM assets")}
+
+    def asset_times(self) -> dict[str, float]:
+        rows = self._read("SELECT sha256, created_at FROM assets")
+        return {row[0]: parse_time(row[1]).timestamp() for row in rows}
 
     def assets_in_use(self) -> set[str]:
         """Every SHA-256 any message row names, readable or not (so none is collected)."""

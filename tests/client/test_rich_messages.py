@@ -10,6 +10,7 @@ from claude_magic.backends.base import Aside
 from claude_magic.blocks import document_block, image_block
 from claude_magic.errors import BadRequest, StorageError
 from claude_magic.session import Session
+from claude_magic.storage import _assets
 from claude_magic.testing.fake_claude import FakeClaude
 from claude_magic.testing.fake_server import FakeMessagesServer
 
@@ -63,7 +64,9 @@ def test_blocks_and_thinking_reach_the_api(client: Client, server: FakeMessagesS
 
 
 @pytest.mark.parametrize("spec", ["memory", "sqlite"])
-def test_assets_are_shared_by_forks_and_collected(spec: str, tmp_path) -> None:
+def test_assets_are_shared_by_forks_and_collected(spec: str, tmp_path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_assets, "GRACE_SECONDS", 0.0)  # no grace: collected at once
     manager = SessionManager(f"sqlite:///{tmp_path / 's.db'}" if spec == "sqlite" else "memory")
     client = Client(manager=manager)
     session = manager.create_session("a").build()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,12 @@ def test_one_figure_in_three_turns_and_a_fork_is_stored_once(
     manager.delete("plots")
     assert len(asset_files(store_dir)) == 1  # the fork still uses it
     manager.delete("plots-2")
+    assert len(asset_files(store_dir)) == 1  # unreferenced, but stored moments ago (grace)
+    an_hour_ago = time.time() - 3600
+    for name in asset_files(store_dir):
+        os.utime(store_dir / "assets" / name, (an_hour_ago, an_hour_ago))
+    manager.create_session("scratch").build()
+    manager.delete("scratch")
     assert asset_files(store_dir) == []
 
 
