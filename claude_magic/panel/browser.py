@@ -22,7 +22,10 @@ import ipywidgets as w
 from ..errors import ClaudeMagicError
 from ..manager import SessionManager
 from ..workspace import Workspace, shell_workspace
+from .detail import close_all
 from .rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
+from .search import SearchBox
+from .transcript import plural
 
 if TYPE_CHECKING:
     from ..session import Session, SessionSummary
@@ -46,6 +49,17 @@ _CSS = """<style>
 .cm-panel .cm-error {color: var(--jp-error-color1);}
 .cm-panel .cm-ok {color: var(--jp-success-color1);}
 .cm-panel .cm-title {font-size: var(--jp-ui-font-size2); font-weight: 600;}
+.cm-panel .cm-opened .cm-cells {box-shadow: inset 3px 0 0 var(--jp-brand-color1);
+  background: var(--jp-layout-color3);}
+.cm-panel .cm-empty {padding: 12px 6px; color: var(--jp-ui-font-color2); font-style: italic;}
+.cm-panel .cm-turn {border-bottom: 1px solid var(--jp-border-color3); padding-bottom: 4px;}
+.cm-panel .cm-hit {box-shadow: inset 3px 0 0 var(--jp-brand-color1);
+  background: var(--jp-layout-color2);}
+.cm-panel .cm-compacted {opacity: .6;}
+.cm-panel .cm-transcript img {max-width: 100%; height: auto;}
+.cm-panel .cm-hits {max-height: 260px; overflow: hidden auto;}
+.cm-panel .cm-hit-text {font-size: var(--jp-ui-font-size1); white-space: normal;}
+.cm-panel .cm-hit-text mark {background: var(--jp-warn-color3); color: inherit;}
 </style>"""
 
 
@@ -64,20 +78,22 @@ class RowView:
         self.open_button.on_click(lambda _: panel.open_session(self.session_id))
         self.widgets = (self.switch_button, self.open_button, self.cells)
 
-    def show(self, summary: SessionSummary, html_cells: str, current: bool) -> None:
+    def show(self, summary: SessionSummary, html_cells: str, current: bool,
+             opened: bool) -> None:
         self.session_id = str(summary.id)
         self.switch_button.tooltip = f"switch to {summary.id}"
         self.open_button.tooltip = f"open {summary.id}"
         self.cells.value = html_cells
-        self.mark(current)
+        self.mark(current, opened)
 
-    def mark(self, current: bool) -> None:
+    def mark(self, current: bool, opened: bool = False) -> None:
         self.switch_button.description = "current" if current else "switch"
         self.switch_button.disabled = current
-        if current:
-            self.cells.add_class("cm-current")
-        else:
-            self.cells.remove_class("cm-current")
+        for cls, on in (("cm-current", current), ("cm-opened", opened)):
+            if on:
+                self.cells.add_class(cls)
+            else:
+                self.cells.remove_class(cls)
 
 
 def _classed(widget: Any, cls: str) -> Any:
@@ -91,7 +107,8 @@ class SessionPanel(w.VBox):
     Test-friendly API: ``rows`` (the visible page as dicts), ``filter_text``, ``meta_filter``,
     ``scope`` (all / mine / team: shown on a team store),
     ``sort_by``, ``sort_desc``, ``page_size``, ``prev_button``/``next_button``, ``page``,
-    ``row_view(id)`` (its ``switch_button``/``open_button``), ``detail``, ``status``.
+    ``row_view(id)`` (its ``switch_button``/``open_button``), ``detail``, ``status``,
+    ``search`` (a :class:`SearchBox` over transcripts), ``empty`` (shown when no row matches).
     """
 
     def __init__(self, manager: SessionManager | None = None,
@@ -119,14 +136,16 @@ class SessionPanel(w.VBox):
         except RuntimeError:
             self._loop = None
         self._build_controls(page_size)
+        self.search = SearchBox(self)
+        wrap = w.Layout(flex_flow="wrap")
         super().__init__(children=[
-            w.HTML(_CSS, layout=w.Layout(margin="0", height="0")), self._title,
-            w.HBox([self.filter_text, self.meta_filter, self.scope]),
+            w.HTML(_CSS, layout=w.Layout(margin="0", height="0")), self._title, self.search,
+            w.HBox([self.filter_text, self.meta_filter, self.scope], layout=wrap),
             w.HBox([self.sort_by, self.sort_desc, self.page_size, self.new_id, self.new_button,
-                    self.refresh_button]),
-            self.status, self._grid,
+                    self.refresh_button], layout=w.Layout(flex_flow="wrap")),
+            self.status, self._grid, self.empty,
             w.HBox([self.prev_button, self.page_label, self.next_button]),
-        ])
+        ], layout=w.Layout(width="100%", max_width="100%", min_width="0"))
         self.add_class("cm-panel")
         self.workspace.observe(self._on_current, "current")
         self.workspace.observe(self._on_manager, "manager")
@@ -135,7 +154,7 @@ class SessionPanel(w.VBox):
 
     def __repr__(self) -> str:
         where = self.workspace.manager.location if self.workspace.manager else "no store"
-        return f"<SessionPanel {where}: {self.total} sessions, {self.matching} shown>"
+        return f"<SessionPanel {where}: {plural(self.total, 'session')}, {self.matching} shown>"
 
     def _build_controls(self, page_size: int) -> None:
         self._title = _classed(w.HTML(), "cm-title")
@@ -169,8 +188,11 @@ class SessionPanel(w.VBox):
         self.status = _classed(w.HTML(), "cm-status")
         self._header = _classed(w.HTML(), "cm-header")
         self._head = (w.HTML(), w.HTML(), self._header)  # the header row: above the buttons
+        # fixed button columns: the header stays put when no row matches; wide tables scroll
         self._grid = _classed(w.GridBox(layout=w.Layout(
-            grid_template_columns="auto auto max-content", overflow="auto hidden")), "cm-table")
+            grid_template_columns="80px 60px max-content", overflow="auto hidden",
+            width="100%", max_width="100%")), "cm-table")
+        self.empty = _classed(w.HTML(layout=w.Layout(display="none")), "cm-empty")
         self.prev_button = _classed(w.Button(description="previous", icon="chevron-left"),
                                     "cm-prev")
         self.next_button = _classed(w.Button(description="next", icon="chevron-right"),
@@ -178,12 +200,12 @@ class SessionPanel(w.VBox):
         self.page_label = _classed(w.HTML(), "cm-page")
         for widget in (self.filter_text, self.meta_filter, self.scope, self.sort_by,
                        self.sort_desc):
-            widget.observe(lambda _: self._quiet or self.select(), "value")
-        self.page_size.observe(lambda _: self.go(0), "value")
-        self.prev_button.on_click(lambda _: self.go(self.page - 1))
-        self.next_button.on_click(lambda _: self.go(self.page + 1))
+            widget.observe(lambda _: self._quiet or self.quietly(self.select), "value")
+        self.page_size.observe(lambda _: self.quietly(lambda: self.go(0)), "value")
+        self.prev_button.on_click(lambda _: self.quietly(lambda: self.go(self.page - 1)))
+        self.next_button.on_click(lambda _: self.quietly(lambda: self.go(self.page + 1)))
         self.new_button.on_click(lambda _: self.new(self.new_id.value.strip() or None))
-        self.refresh_button.on_click(lambda _: self.reload())
+        self.refresh_button.on_click(lambda _: self.run(self.refresh))
 
     # --- data and rendering ---------------------------------------------------------------
 
@@ -251,8 +273,9 @@ class SessionPanel(w.VBox):
         while len(self._pool) < len(visible):
             self._pool.append(RowView(self))
         current, width = self.workspace.current, f"{self.table.width()}px"
+        opened = self._opened()
         for view, s in zip(self._pool, visible, strict=False):
-            view.show(s, self.table.render(s), s.id == current)
+            view.show(s, self.table.render(s), s.id == current, s.id == opened)
             if view.cells.layout.width != width:  # wide tables scroll sideways
                 view.cells.layout.width = width
         if self._header.layout.width != width:
@@ -263,10 +286,30 @@ class SessionPanel(w.VBox):
             self._grid.children = children
         self._header.value = self.table.render(None, self.sort_by.value, self.sort_desc.value)
         total = len(self.table.summaries)
+        self._show_empty(total)
         self.page_label.value = (f"page {self.page + 1} of {pages} · "
-                                 f"{len(self.table.view):,} of {total:,} sessions")
+                                 f"{len(self.table.view):,} of {plural(total, 'session')}")
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= pages - 1
+
+    def _show_empty(self, total: int) -> None:
+        """The empty state under the header: no sessions yet, or none matching."""
+        if self._shown:
+            self.empty.layout.display = "none"
+            return
+        self.empty.value = ("No sessions match the filters; clear them to see all "
+                            f"{plural(total, 'session')}." if total else
+                            "No sessions yet: create one with <b>new</b> or run a %%claude cell.")
+        self.empty.layout.display = None
+
+    def _opened(self) -> str | None:
+        return self._detail.session_id if self._detail is not None else None
+
+    def mark_opened(self) -> None:
+        """Highlight the row of the session the detail view shows."""
+        current, opened = self.workspace.current, self._opened()
+        for view in self._pool[:self._shown]:
+            view.mark(view.session_id == current, view.session_id == opened)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -303,9 +346,18 @@ class SessionPanel(w.VBox):
     # --- actions --------------------------------------------------------------------------
 
     def say(self, text: str, error: bool = False) -> None:
-        """Show one line in the status bar."""
+        """Show one line in the status bar (empty ``text``: clear it)."""
         cls = "cm-error" if error else "cm-ok"
-        self.status.value = f"<span class='{cls}'>{html.escape(text)}</span>"
+        self.status.value = f"<span class='{cls}'>{html.escape(text)}</span>" if text else ""
+
+    def quietly(self, action: Callable[[], object]) -> None:
+        """Browsing (filter, sort, page): the last action's message no longer applies."""
+        self.say("")
+        action()
+
+    def refresh(self) -> str:
+        self.reload()
+        return f"Re-read the store: {plural(self.total, 'session')}."
 
     def run(self, action: Callable[[], str]) -> None:
         """Run an action; its result or its error (one line) goes to the status bar."""
@@ -323,10 +375,47 @@ class SessionPanel(w.VBox):
             return f"Switched to session {session_id}."
         self.run(act)
 
-    def open_session(self, session_id: str | None) -> None:
-        """Show the session's metadata and transcript in the detail view."""
+    def open_session(self, session_id: str | None, at: int | None = None) -> None:
+        """Show the session's metadata and transcript in the detail view (``at``: starting
+        at the turn holding message ``at``)."""
         if session_id is not None:
-            self.run(lambda: self.detail.show(session_id))
+            self.run(lambda: self.detail.show(session_id, at))
+
+    def _free_id(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... whichever no session has."""
+        name, n = base, 1
+        while self.manager.exists(name):
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def branch(self, source: str, at: int | None = None, new_id: str = "") -> str:
+        """Copy ``source`` (up to answer ``at``, or all of it) as ``new_id`` (default
+        ``<source>-branch``), switch to the copy and open it."""
+        target = new_id or self._free_id(f"{source}-branch")
+        if at is None:
+            fork = self.manager.fork(source, target)
+        else:
+            fork = self.manager.fork(source, target, at=at)  # type: ignore[call-arg]
+        self.workspace.current = str(fork.id)
+        if self._detail is not None:
+            self._detail.new_name.value = ""
+        self.reload()
+        self.detail.show(str(fork.id))
+        where = f" at message {at}" if at is not None else ""
+        return f"Branched session {source}{where} into {fork.id} and switched to it."
+
+    def rename(self, old: str, new: str) -> str:
+        """Rename ``old`` to ``new``; the current session follows; the view opens ``new``."""
+        if not new:
+            raise ClaudeMagicError("type the new id in the box next to rename first")
+        self.manager.rename(old, new)  # type: ignore[attr-defined]
+        if self.workspace.current == old:
+            self.workspace.current = new
+        self.detail.new_name.value = ""
+        self.reload()
+        self.detail.show(new)
+        return f"Renamed session {old} to {new}."
 
     def new(self, session_id: str | None = None) -> None:
         """Create a session (a fresh id unless given) and switch to it."""
@@ -340,8 +429,7 @@ class SessionPanel(w.VBox):
     # --- following changes ----------------------------------------------------------------
 
     def _on_current(self, change: dict[str, Any]) -> None:
-        for view in self._pool[:self._shown]:
-            view.mark(view.session_id == change["new"])
+        self.mark_opened()
         if self._detail is not None:
             self._detail.refresh_buttons()
 
@@ -382,20 +470,31 @@ class SessionPanel(w.VBox):
             self._detail.follow(pending)
 
     def close(self) -> None:
-        """Stop following the store and close every widget of the panel."""
+        """Stop following the store and close every widget inside the panel.
+
+        The panel itself stays, showing one line: a notebook that still displays it (a panel
+        replaced by a newer one) shows that line after a reload, not "model not found"."""
         if self._closed:
             return
         self._closed = True
         self._attach(None)
         self.workspace.unobserve(self._on_current, "current")
         self.workspace.unobserve(self._on_manager, "manager")
-        stack: list[Any] = [*self.children, *self._head,
+        inner: list[Any] = [*self.children, *self._head, *self.search.widgets,
                             *(x for v in self._pool for x in v.widgets)]
-        while stack:
-            widget = stack.pop()
-            stack.extend(getattr(widget, "children", ()))
-            widget.close()
-        super().close()
+        self.children = (self._closed_note(),)
+        close_all(inner)
+
+    @staticmethod
+    def _closed_note() -> w.HTML:
+        return _classed(w.HTML("<span class='cm-muted'>This session browser is closed (a newer "
+                               "one replaced it). Open one with "
+                               "<code>%claude_session panel</code>.</span>"), "cm-closed")
+
+    def dispose(self) -> None:
+        """Close the panel and its last widgets too (nothing left in the kernel)."""
+        self.close()
+        close_all([self])
 
 
 def panel(manager: SessionManager | None = None, workspace: Workspace | None = None, *,

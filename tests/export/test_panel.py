@@ -247,14 +247,16 @@ def test_open_shows_metadata_and_transcript(manager: SessionManager, filled: Fil
     p.row_view("s-mid").open_button.click()
     detail = p.detail
     assert detail.visible and detail.session_id == "s-mid"
-    markdown = detail.transcript.outputs[0]["data"]["text/markdown"]
+    markdown = detail.markdown
     assert "### Claude session `s-mid`" in markdown and "| `priority` | 10 |" in markdown
     assert "> You are a data analyst." in markdown
     assert "question 0: what is 0 + 0?" in markdown and "⚠️ **FAILED**" in markdown
     manager.append("s-mid", Message("assistant", "a late answer"))  # it follows the store
-    assert "a late answer" in detail.transcript.outputs[0]["data"]["text/markdown"]
+    assert "a late answer" in detail.markdown
+    assert "cm-opened" in p.row_view("s-mid").cells._dom_classes  # the opened row is marked
     detail.close_button.click()
-    assert not detail.visible and detail.transcript.outputs == ()
+    assert not detail.visible and detail.markdown == "" and detail.turns == []
+    assert "cm-opened" not in p.row_view("s-mid").cells._dom_classes
 
 
 def test_delete_needs_confirmation(manager: SessionManager, ws: Workspace, filled: Fill,
@@ -291,11 +293,22 @@ def test_new_and_fork(manager: SessionManager, ws: Workspace, filled: Fill,
     p.new_button.click()  # exists: an error line, nothing replaced
     assert "cm-error" in p.status.value and "already exists" in p.status.value
     p.row_view("s-old").open_button.click()
-    p.detail.fork_button.click()
-    forks = manager.find(forked_from="s-old")
-    assert len(forks) == 1 and ids(p)[0] == forks[0]
-    assert manager.resume(forks[0]).messages == manager.resume("s-old").messages
-    assert f"Forked session s-old into {forks[0]}." in p.status.value
+    p.detail.fork_button.click()  # named after its source, switched to, opened
+    assert manager.find(forked_from="s-old") == ["s-old-branch"]
+    assert ids(p)[0] == "s-old-branch" and ws.current == "s-old-branch"
+    assert p.detail.session_id == "s-old-branch"
+    assert manager.resume("s-old-branch").messages == manager.resume("s-old").messages
+    assert ("Branched session s-old into s-old-branch and switched to it."
+            in p.status.value)
+    p.row_view("s-old").open_button.click()
+    p.detail.fork_button.click()  # the name is taken: the next free one
+    assert ws.current == "s-old-branch-2"
+    p.row_view("s-old").open_button.click()
+    p.detail.new_name.value = "my-try"
+    p.detail.fork_button.click()  # as typed
+    assert ws.current == "my-try" and p.detail.new_name.value == ""
+    assert sorted(manager.find(forked_from="s-old")) == ["my-try", "s-old-branch",
+                                                          "s-old-branch-2"]
 
 
 def test_new_uses_the_given_factory(manager: SessionManager, ws: Workspace,
