@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from .chain import HASH_KEY, VerifyReport, chain, message_hash, verify_messages
 from .checks import check_text
 from .errors import ClaudeMagicError, SessionExists, SessionNotFound, StorageError
 from .message import Message, Status, check_status
+from .search import Matcher, SearchHit, check_limit, parse_query, scan
 from .session import _UNSET, Session, SessionBuilder, SessionChanges, SessionId, SessionSummary
 from .storage import StorageBackend, open_storage
 from .storage._assets import collect, portable, store_assets, store_session_assets
+from .storage._ops import store_op
 from .storage.base import metadata_matches
 from .times import utc_now
 
@@ -81,6 +84,22 @@ def _some(ids: list[SessionId]) -> str:
     return f"{len(ids)} session{'' if len(ids) == 1 else 's'} ({shown})"
 
 
+def _up_to(session: Session, at: int) -> list[Message]:
+    """The messages up to and including answer ``at``; ValueError naming the answers."""
+    messages = session.messages
+    if type(at) is not int or not 0 <= at < len(messages) or messages[at].role != "assistant":
+        answers = [m.seq for m in messages if m.role == "assistant"]
+        shown = ", ".join(map(str, answers[-10:])) or "none yet"
+        raise ValueError(f"session {str(session.id)!r} has no answer at turn {at!r}; "
+                         f"its answers are at turns {shown}")
+    from .backends.claude_code import SESSION_ID_KEY
+
+    kept = [m.copy() for m in messages[: at + 1]]
+    for message in kept:  # the CLI cannot cut its history: the fork starts a new conversation
+        message.ids.pop(SESSION_ID_KEY, None)
+    return kept
+
+
 @dataclass(frozen=True)
 class CopyReport:
     """What :meth:`SessionManager.copy_to` copied: ids, how many messages, and where to."""
@@ -110,6 +129,8 @@ class SessionManager:
         self.storage: Storage = open_storage(storage)
         self._listeners: list[Listener] = []
         self._unsubscribe: Callable[[], None] | None = None
+        #: session -> (messages, updated_at, last hash) after this manager's last append
+        self._tips: dict[SessionId, tuple[int, datetime, str]] = {}
 
     @classmethod
     def with_storage(cls, backend: Storage | StorageBackend | str | os.PathLike[str]
@@ -244,36 +265,122 @@ class SessionManager:
         self._changed("updated", session_id)
 
     def append(self, session_id: str, message: Message) -> Message:
-        """Add a message at the end of a session; returns the stored message with its ``seq``.
+        """Add a message at the end of a session; returns the stored message with its ``seq``
+        and its chain hash in ``ids["hash"]`` (:mod:`claude_magic.chain`).
 
         A message with an ill-typed field is refused (``TypeError`` / ``ValueError``) and
         nothing is written."""
         if not isinstance(message, Message):
             raise TypeError(f"append takes a Message, got {type(message).__name__}")
-        stored = self.storage.append(SessionId(session_id), store_assets(self.storage, message))
+        sid = SessionId(session_id)
+        message = store_assets(self.storage, message)
+        count, previous = self._chain_tip(sid)
+        message = message.copy()
+        message.ids[HASH_KEY] = message_hash(previous, message.role, message.status,
+                                             message.content)
+        stored = self.storage.append(sid, message)
+        if stored.seq != count:  # another writer appended meanwhile: re-link from there
+            self._rehash(sid, count)
+            stored = self.resume(sid).messages[stored.seq]
+        summary = self.storage.summary(sid)
+        if summary is not None:
+            self._tips[sid] = (stored.seq + 1, summary.updated_at, stored.ids[HASH_KEY])
         self._changed("appended", session_id)
         return stored
 
+    def _chain_tip(self, session_id: SessionId) -> tuple[int, str]:
+        """How many messages the session holds and the last one's hash; messages stored
+        before hashes existed get theirs now (the migration: nothing else changes)."""
+        summary = self.storage.summary(session_id)
+        if summary is None:
+            raise SessionNotFound(str(session_id))
+        cached = self._tips.get(session_id)
+        if cached is not None and cached[:2] == (summary.stats.message_count, summary.updated_at):
+            return cached[0], cached[2]  # nothing written since this manager's last append
+        messages = self.resume(session_id).messages
+        if messages and any(HASH_KEY not in m.ids for m in messages):
+            self._rehash(session_id, 0, messages)
+            messages = self.resume(session_id).messages
+        return len(messages), messages[-1].ids.get(HASH_KEY, "") if messages else ""
+
+    def _rehash(self, session_id: SessionId, start: int,
+                messages: list[Message] | None = None) -> None:
+        """Write the chain hashes of message ``start`` and every later one."""
+        messages = self.resume(session_id).messages if messages is None else messages
+        previous = messages[start - 1].ids.get(HASH_KEY, "") if start else ""
+        hashes = dict(zip((m.seq for m in messages[start:]), chain(messages[start:], previous),
+                          strict=True))
+        changed = {seq: h for seq, h in hashes.items() if messages[seq].ids.get(HASH_KEY) != h}
+        set_hashes = store_op(self.storage, "set_hashes")
+        if changed and set_hashes is not None:
+            set_hashes(session_id, changed)
+        self._tips.pop(session_id, None)
+
     def mark(self, session_id: str, seq: int, status: Status, error: str | None = None) -> None:
-        """Set a stored message's status (``ok``, ``error``, ``incomplete``) and error text."""
+        """Set a stored message's status (``ok``, ``error``, ``incomplete``) and error text;
+        the marked message and every later one are re-hashed (the chain covers statuses)."""
         check_status(status)
         check_text(error, "message error", optional=True)
         self.storage.mark(SessionId(session_id), seq, status, error)
+        self._rehash(SessionId(session_id), seq)
         self._changed("marked", session_id)
 
+    def verify(self, session_id: str) -> VerifyReport:
+        """Check the session's hash chain: ``ok``, or the first message whose stored role,
+        status or content no longer matches its hash (``first_bad_seq``) and why."""
+        return verify_messages(str(session_id), self.resume(session_id).messages)
+
+    def search(self, text: str, *, limit: int = 50,
+               session_ids: Iterable[str] | None = None) -> list[SearchHit]:
+        """Hits for ``text`` (words, ``"phrases"``, ``prefix*``), best first: prompts, answers,
+        system prompts and metadata values; snippets mark matches as ``«match»``."""
+        matcher = Matcher(parse_query(text))
+        ids = None if session_ids is None else [str(i) for i in _id_list(session_ids)]
+        search = store_op(self.storage, "search")
+        if search is None:
+            return scan((s for s in map(self.get, ids or self.list()) if s is not None),
+                        matcher, check_limit(limit))
+        return search(matcher, check_limit(limit), ids)
+
+    def rename(self, old: str, new: str, *, overwrite: bool = False) -> None:
+        """Give a session another id, atomically (after a crash exactly one of the two names
+        exists, with every message); created time, messages, settings and backend ids are
+        kept. An existing ``new`` is :class:`SessionExists` unless ``overwrite``."""
+        old_id, new_id = SessionId(old), SessionId(new)
+        if old_id == new_id:
+            if not self.exists(old_id):
+                raise SessionNotFound(str(old_id))
+            return
+        rename = store_op(self.storage, "rename")
+        if rename is None:
+            raise StorageError(f"{self.location} cannot rename sessions; copy the session "
+                               "under the new id and delete the old one")
+        rename(old_id, new_id, overwrite)
+        self._tips.pop(old_id, None)
+        self._tips.pop(new_id, None)
+        self._changed("deleted", str(old_id))
+        self._changed("created", str(new_id))
+
     def fork(self, session_id: str, new_id: str | None = None, *,
-             metadata: Mapping[str, Any] | None = None) -> Session:
+             metadata: Mapping[str, Any] | None = None, at: int | None = None) -> Session:
         """A new session with a copy of this one's prompt, metadata, settings and messages.
 
-        The fork records ``forked_from`` in its metadata; ``metadata`` adds or overrides keys.
+        With ``at`` (the ``turn`` the output metadata shows: an answer's seq), the fork holds
+        the conversation up to and including that answer. The fork records ``forked_from``
+        (and ``forked_at``) in its metadata; ``metadata`` adds or overrides keys; its own
+        backend conversation ids are left behind, so its first turn starts afresh.
         """
         source = self.resume(session_id)
+        messages = source.messages if at is None else _up_to(source, at)
+        extra = {"forked_from": str(source.id)}
+        if at is not None:
+            extra["forked_at"] = at
         fork = Session(
             id=SessionId.new(new_id),
             system_prompt=source.system_prompt,
-            metadata={**source.metadata, "forked_from": str(source.id), **dict(metadata or {})},
+            metadata={**source.metadata, **extra, **dict(metadata or {})},
             settings=source.settings,
-            messages=source.messages,
+            messages=messages,
         )
         stored = self.storage.create(fork)
         self._changed("created", stored.id)

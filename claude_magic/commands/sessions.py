@@ -181,12 +181,19 @@ def cmd_system(ctx: Context, args: argparse.Namespace) -> Message:
 def fork_args(p: MagicArgumentParser) -> None:
     p.add_argument("new_id", nargs="?", help="id of the copy (default: a new UUID)")
     p.add_argument("--from", dest="source", help="session to copy (default: the current one)")
+    p.add_argument("--at", type=int, metavar="TURN",
+                   help="keep the conversation up to and including answer TURN (the turn "
+                        "%%%%claude's output metadata shows)")
 
 
 def cmd_fork(ctx: Context, args: argparse.Namespace) -> Message:
     source = current_id(ctx, args.source)
-    fork = ctx.manager.fork(source, args.new_id)
+    try:
+        fork = ctx.manager.fork(source, args.new_id, at=args.at)
+    except ValueError as exc:  # no answer at that turn
+        raise MagicUsageError(str(exc)) from None
     ctx.current = fork.id
     switched = "" if ctx.terminal else " and switched to it"
-    return Message(f"Forked session {source} into {fork.id}{switched}.", source=source,
-                   id=fork.id)
+    at = "" if args.at is None else f" at turn {args.at}"
+    return Message(f"Forked session {source}{at} into {fork.id}{switched}.", source=source,
+                   id=fork.id, at=args.at)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MagicUsageError
-from . import ask, cleanup, sessions, team, transfer, usage
+from . import ask, cleanup, find, sessions, team, transfer, usage
 from .arguments import ArgumentsError, HelpShown, MagicArgumentParser, did_you_mean
-from .context import Context, Message
+from .context import Context, Message, plural
 
 Handler = Callable[[Context, argparse.Namespace], Any]
 
@@ -61,7 +61,7 @@ def cmd_storage(ctx: Context, args: argparse.Namespace) -> Message:
         lines.append(team.set_up(ctx.manager))
     manager = ctx.manager
     damaged = [str(entry) for entry in manager.damaged()]
-    lines.append(f"Sessions are stored in {manager.location} ({manager.count()} sessions).")
+    lines.append(f"Sessions are stored in {manager.location} ({plural(manager.count())}).")
     lines += [f"  damaged, skipped: {entry}" for entry in damaged]
     return Message("\n".join(lines), location=manager.location, count=manager.count(),
                    damaged=damaged)
@@ -129,8 +129,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                    sessions.cmd_settings, sessions.meta_args),
         Subcommand("system", "show or set the system prompt", sessions.cmd_system,
                    sessions.system_args),
-        Subcommand("fork", "copy the current session and switch to the copy",
-                   sessions.cmd_fork, sessions.fork_args),
+        Subcommand("fork", "copy the current session (up to answer TURN with --at) and "
+                   "switch to the copy", sessions.cmd_fork, sessions.fork_args),
+        Subcommand("rename", "give a session another id (the current one follows)",
+                   find.cmd_rename, find.rename_args),
+        Subcommand("search", "full-text search over prompts, answers, system prompts and "
+                   "metadata", find.cmd_search, find.search_args),
+        Subcommand("verify", "check a session's hash chain (stored messages unchanged)",
+                   find.cmd_verify, find.verify_args),
         Subcommand("delete", "delete a session (with --yes)", cleanup.cmd_delete,
                    cleanup.delete_args),
         Subcommand("clear", "delete every session (with --yes)", cleanup.cmd_clear,

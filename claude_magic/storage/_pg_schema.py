@@ -151,11 +151,19 @@ def _m003_blocks(cur: psycopg.Cursor[Any]) -> None:
     cur.execute(f"ALTER TABLE {SCHEMA}.messages ADD COLUMN blocks json")
 
 
+def _m005_search(cur: psycopg.Cursor[Any]) -> None:
+    """Full-text search: generated ``tsvector`` columns with GIN indexes (_pg_search.py)."""
+    from ._pg_search import m005_search
+
+    m005_search(cur)
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Cursor[Any]], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_plain", _m002_plain),
     ("003_blocks", _m003_blocks),
+    ("005_search", _m005_search),
 )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ..checks import MAX_DEPTH
 from ..session import _RESERVED
+from ._sqlite_fts import m006_search
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
                     "message_count, turns, input_tokens, output_tokens, cost_usd, last_model")
@@ -148,6 +149,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("002_readable", _m002_readable),
     ("003_plain", _m003_plain),
     ("004_assets", _m004_assets),
+    ("006_search", m006_search),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)

@@ -98,6 +98,9 @@ class DirectoryStorage:
         self._line_damage: dict[str, tuple[tuple[int, int, int], list[DamagedEntry]]] = {}
         self._warned_lines: set[str] = set()  # each damaged line is reported once
         self._assets = AssetFolder(self.root)  # images and PDFs: assets/<sha256>.<ext>
+        from ._dir_ops import recover
+
+        recover(self)  # a rename a killed process left half done is finished first
 
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.location!r})"

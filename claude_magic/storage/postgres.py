@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import ConnectionPool
 
+    from ..search import Matcher, SearchHit
     from ._pg_listen import Subscription
 
 Visibility = Literal["private", "team"]
@@ -455,6 +456,32 @@ class PostgresStorage:
         return entries
 
     # --- owners, visibility, live updates -------------------------------------------------
+
+    def search(self, matcher: Matcher, limit: int, session_ids: list[str] | None
+               ) -> list[SearchHit]:
+        """Full-text hits over what this role may read (``tsvector`` columns, GIN indexes)."""
+        from ._pg_search import search
+
+        with self._transaction(write=False) as cur:
+            return search(cur, matcher, limit, session_ids)
+
+    def rename(self, old: SessionId, new: SessionId, overwrite: bool) -> None:
+        """Give one of this role's sessions another id, in one transaction."""
+        from ._pg_search import rename
+
+        with self._transaction() as cur:
+            team, = self._lock_own(cur, old)
+            rename(cur, old, new, overwrite)
+            self._notify(cur, "deleted", old, team=team)
+            self._notify(cur, "created", new, team=team)
+
+    def set_hashes(self, session_id: SessionId, hashes: Mapping[int, str]) -> None:
+        """Write the chain hash (``ids.hash``) of the given messages."""
+        from ._pg_search import set_hashes
+
+        with self._transaction() as cur:
+            self._lock_own(cur, session_id)
+            set_hashes(cur, session_id, hashes)
 
     def set_visibility(self, session_id: SessionId, visibility: Visibility) -> None:
         """Share a session with the team (``"team"``) or make it ``"private"`` again."""

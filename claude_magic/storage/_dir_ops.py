@@ -1,0 +1,202 @@
+"""Rename, re-hash and search for the directory store (kept apart from ``files.py``).
+
+Rename is crash-safe through a journal: under the store's lock, ``.rename-journal`` (old and
+new id) is written durably first; then the new header is written and the messages file
+hard-linked (copied where links are refused) under the new name, then the old files are
+removed and the journal last. Recovery (when the store is opened, and before each rename)
+rolls a journal forward, which is idempotent: the old files are removed only once the new
+ones are complete, so after a crash at any point exactly one of the two names exists, with
+every message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..blocks import text_of
+from ..errors import SessionExists
+from ..search import Matcher, SearchHit, best, header_hits
+from ..session import SessionId
+from ._headers import header_bytes
+from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
+from .base import new_epoch
+
+if TYPE_CHECKING:
+    from .files import DirectoryStorage
+
+JOURNAL = ".rename-journal"
+
+
+def _journal(store: DirectoryStorage) -> Path:
+    return store.root / JOURNAL
+
+
+def recover(store: DirectoryStorage) -> None:
+    """Finish a rename a killed process left half done (nothing to do without a journal)."""
+    if os.path.lexists(_journal(store)):
+        with store._locked():
+            _roll_forward(store)
+
+
+def _roll_forward(store: DirectoryStorage) -> None:
+    path = _journal(store)
+    try:
+        doc = loads(read_file(path))
+        old, new = SessionId(doc["old"]), SessionId(doc["new"])
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):  # a torn journal: written before any step
+        path.unlink(missing_ok=True)
+        return
+    old_header, old_messages = store._header_path(old), store._messages_path(old)
+    if os.path.lexists(old_header):  # the new files may be missing or partial: (re)write them
+        session, stats, _ = store._read_header(old)
+        session.id = new
+        new_messages = store._messages_path(new)
+        if os.path.lexists(old_messages):
+            _link_or_copy(store, old_messages, new_messages)
+        else:
+            new_messages.unlink(missing_ok=True)
+        write_atomic(store.root, store._header_path(new),
+                     header_bytes(session, stats, new_epoch()))
+        sync_dir(store.root)
+        old_header.unlink()  # the old session is gone from listings from here on
+        old_messages.unlink(missing_ok=True)
+        sync_dir(store.root)
+    store._headers.forget(old_header.name)
+    store._headers.forget(store._header_path(new).name)
+    path.unlink(missing_ok=True)
+    sync_dir(store.root)
+
+
+def _link_or_copy(store: DirectoryStorage, source: Path, target: Path) -> None:
+    """Make ``target`` hold exactly ``source``'s bytes, replacing it atomically."""
+    tmp = str(store.root / f".tmp-{os.urandom(8).hex()}")
+    try:
+        os.link(source, tmp, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        tmp = stage(store.root, read_file(source))
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def rename(store: DirectoryStorage, old: SessionId, new: SessionId, overwrite: bool) -> None:
+    with store._locked(), store._os_errors(f"rename session {str(old)!r}",
+                                           store._header_path(old)):
+        _roll_forward(store)
+        store._read_header(old)  # SessionNotFound / DamagedSession before anything is written
+        store._refuse_odd(new)
+        if os.path.lexists(store._header_path(new)) and not overwrite:
+            raise SessionExists(str(new))
+        write_atomic(store.root, _journal(store), dumps({"old": old, "new": new}))
+        _roll_forward(store)
+
+
+def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[int, str]) -> None:
+    """Write ``ids["hash"]`` of the given messages (other lines kept byte for byte)."""
+    from ..chain import HASH_KEY
+
+    path = store._messages_path(session_id)
+    with store._locked(), store._os_errors(f"hash messages of {str(session_id)!r}", path):
+        session, stats, _ = store._read_header(session_id)
+        lines = store._read_lines(session_id).split(b"\n")
+        for index, line in enumerate(lines[:-1]):
+            try:
+                doc = loads(line)
+            except ValueError:
+                continue
+            seq = doc.get("seq") if isinstance(doc, dict) else None
+            if type(seq) is int and seq in hashes:
+                doc["ids"] = {**(doc.get("ids") or {}), HASH_KEY: hashes[seq]}
+                lines[index] = dumps(doc)
+        header_path = store._header_path(session_id)
+        store._replace_all([(path, b"\n".join(lines)),
+                            (header_path, header_bytes(session, stats, new_epoch()))])
+        store._headers.forget(header_path.name)
+
+
+class DirectoryIndex:
+    """What the last search read of each messages file, reused only while the file's inode,
+    size, change and modification times are unchanged (never trusted when stale)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[tuple[int, ...], bytes, Any]] = {}
+
+    def search(self, store: DirectoryStorage, matcher: Matcher, limit: int,
+               session_ids: Iterable[str] | None) -> list[SearchHit]:
+        wanted = None if session_ids is None else set(session_ids)
+        hits: list[SearchHit] = []
+        seen = set()
+        for summary in store.summaries():
+            sid = str(summary.id)
+            if wanted is not None and sid not in wanted:
+                continue
+            hits += header_hits(matcher, sid, summary.system_prompt, summary.metadata)
+            name = store._messages_path(summary.id)
+            seen.add(str(name))
+            for seq, role, text in self._messages(str(name), matcher):
+                hit = matcher.hit(sid, seq, role, text)
+                if hit is not None:
+                    hits.append(hit)
+        for gone in set(self._files) - seen:
+            if wanted is None:
+                del self._files[gone]
+        return best(hits, limit)
+
+    def _messages(self, path: str, matcher: Matcher) -> list[tuple[int, str, str]]:
+        """The file's messages when its text may hold every term (else none)."""
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return []
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._files.get(path)
+        if cached is None or cached[0] != key:
+            try:
+                raw = read_file(path)
+            except OSError:
+                return []
+            cached = (key, raw.lower(), raw)
+        if not all(needle in cached[1] for needle in matcher.needles):
+            self._files[path] = cached
+            return []
+        if isinstance(cached[2], bytes):  # parsed once, on the first search that needs it
+            cached = (key, cached[1], _parse(cached[2]))
+        self._files[path] = cached
+        return cached[2]
+
+
+def _parse(raw: bytes) -> list[tuple[int, str, str]]:
+    """(seq, role, text) of each readable line; damaged lines are skipped."""
+    rows = []
+    for line in raw.split(b"\n"):
+        try:
+            doc: Any = loads(line)
+            content = doc["content"]
+            text = content if isinstance(content, str) else text_of(content)
+            rows.append((doc["seq"], doc["role"], text))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return rows
+
+
+_INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectoryIndex] = weakref.WeakKeyDictionary()
+
+
+def search(store: DirectoryStorage, matcher: Matcher, limit: int,
+           session_ids: Iterable[str] | None) -> list[SearchHit]:
+    """A scan of the messages files, reusing what an earlier search read of unchanged files."""
+    index = _INDEXES.setdefault(store, DirectoryIndex())
+    return index.search(store, matcher, limit, session_ids)
