@@ -17,6 +17,7 @@ from .blocks import check_blocks, text_of
 from .compaction import Turn, flatten, is_summary, summary_prompt, visible_turns
 from .config import BACKENDS, DEFAULT_MODEL, PERMISSION_MODES, Config, check_thinking
 from .errors import ClaudeMagicError
+from .history import HistoryCache, SessionHistory
 from .manager import SessionManager
 from .session import SessionId
 from .turn import Response, Stream, _Turn, answered_history
@@ -34,6 +35,7 @@ class Client:
         self.config = config if config is not None else Config()
         self.manager = manager if manager is not None else SessionManager()
         self._backends: dict[str, Backend] = {}
+        self._histories = HistoryCache()
 
     def __repr__(self) -> str:
         return f"Client({self.config!r}, manager={self.manager!r})"
@@ -58,6 +60,11 @@ class Client:
         if backend is None:
             backend = self._backends[name] = create_backend(name)
         return backend
+
+    def _history(self, session_id: SessionId) -> SessionHistory:
+        """The session as a turn reads it: kept between turns, and only what changed in the
+        store since is read (see :mod:`claude_magic.history`)."""
+        return self._histories.read(self.manager, session_id)
 
     def compact(self, session_id: str, keep_last: int = 2,
                 instructions: str | None = None) -> Response:

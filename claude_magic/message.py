@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from .blocks import check_blocks, text_of
@@ -17,7 +18,7 @@ from .checks import (
     time_field,
 )
 from .errors import ValueOutOfRange
-from .times import as_utc, format_time, utc_now
+from .times import MAX_TIME, MIN_TIME, as_utc, format_time, utc_now
 
 Role = Literal["user", "assistant"]
 Status = Literal["ok", "error", "incomplete"]
@@ -171,6 +172,79 @@ class Message:
             ids={} if ids is None else ids,
             seq=data.get("seq"),
         )
+
+
+_LIMIT = 2**63
+_UTC = timezone.utc
+_fromiso = datetime.fromisoformat
+_new = object.__new__
+
+
+def stored_message(role: Any, content: Any, created_at: Any, status: Any, error: Any,
+                   model: Any, backend: Any, usage: Any, cost_usd: Any, stop_reason: Any,
+                   duration_ms: Any, ids: Any, seq: Any) -> Message | None:
+    """A :class:`Message` built without :meth:`Message.__post_init__`, for values a store read
+    back, when each already has exactly the type and range those checks accept (text content,
+    a UTC ISO time, four 64-bit token counts, ids of str to str, a seq); ``None`` when any
+    does not: the caller then takes the checked path (:meth:`Message.from_dict`), which names
+    the bad field. The caller vouches that no text holds a lone surrogate (text SQLite or a
+    strict UTF-8 decoder produced, and JSON with no ``\\ud800``-``\\udfff`` escape)."""
+    if (role not in ROLES or status not in STATUSES or type(content) is not str
+            or type(seq) is not int or not 0 <= seq < _LIMIT):
+        return None
+    for text in (error, model, backend, stop_reason):
+        if text is not None and type(text) is not str:
+            return None
+    if not (_plain_number(cost_usd) and _plain_number(duration_ms)):
+        return None
+    if type(ids) is not dict or type(usage) is not dict or len(usage) != 4:
+        return None
+    for key, value in ids.items():
+        if type(key) is not str or type(value) is not str:
+            return None
+    try:
+        counts = (usage["input_tokens"], usage["output_tokens"],
+                  usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"])
+        when = _fromiso(created_at) if type(created_at) is str and len(created_at) <= 64 else None
+    except (KeyError, ValueError):
+        return None
+    if when is None or when.tzinfo is not _UTC or not MIN_TIME <= when <= MAX_TIME:
+        return None
+    for count in counts:
+        if type(count) is not int or not 0 <= count < _LIMIT:
+            return None
+    tokens = _new(Usage)
+    (tokens.input_tokens, tokens.output_tokens, tokens.cache_creation_input_tokens,
+     tokens.cache_read_input_tokens) = counts
+    message = _new(Message)
+    message.role, message.content, message.created_at, message.status = (
+        role, content, when, status)
+    message.error, message.model, message.backend, message.usage = error, model, backend, tokens
+    message.cost_usd, message.stop_reason, message.duration_ms = cost_usd, stop_reason, duration_ms
+    message.ids, message.seq = ids, seq
+    return message
+
+
+def _plain_number(value: Any) -> bool:
+    """What ``check_number(value, optional=True)`` accepts: None, a finite float, a 64-bit int."""
+    kind = type(value)
+    return (value is None or (kind is float and math.isfinite(value))
+            or (kind is int and -_LIMIT <= value < _LIMIT))
+
+
+_STORED_KEYS = frozenset(("seq", "role", "content", "created_at", "status", "error", "model",
+                          "backend", "usage", "cost_usd", "stop_reason", "duration_ms", "ids"))
+
+
+def stored_message_from_dict(data: Any) -> Message | None:
+    """:func:`stored_message` of a dict exactly as :meth:`Message.to_dict` writes it (text
+    content); ``None`` for anything else."""
+    if type(data) is not dict or data.keys() != _STORED_KEYS:
+        return None
+    return stored_message(data["role"], data["content"], data["created_at"], data["status"],
+                          data["error"], data["model"], data["backend"], data["usage"],
+                          data["cost_usd"], data["stop_reason"], data["duration_ms"],
+                          data["ids"], data["seq"])
 
 
 def _check_ids(ids: Any) -> dict[str, str]:

@@ -149,22 +149,24 @@ class _Turn:
         self.error: BaseException | None = None
         self.turns: list[Turn] = []
         self.session: Session | None = None
+        self.spent = 0.0  # the session's recorded cost, for the budget
 
     def _request(self) -> tuple[str, TurnRequest]:
         client, query = self.query.client, self.query
         config, overrides = client.config, query.overrides
-        session = client.manager.resume(query.session_id) if query.session_id else None
+        history = client._history(query.session_id) if query.session_id else None
+        session = history.session if history is not None else None
         self.session = session
+        self.spent = history.spent if history is not None else 0.0
         settings = session.settings if session is not None else {}
         name, offline_reason = config.resolve_backend(
             overrides.get("backend") or settings.get("backend"))
         default_system = session.system_prompt if session is not None else None
         system = overrides.get("system", default_system)
-        messages = session.messages if session is not None else []
         if self.compaction is not None:
             self.turns = [t for t in self.compaction[0] if t[1].backend != "echo"]
         else:
-            self.turns = model_turns(messages)
+            self.turns = list(history.turns) if history is not None else []
         return name, TurnRequest(
             prompt=query.text,
             history=flatten(self.turns),
@@ -173,7 +175,8 @@ class _Turn:
             max_tokens=int(overrides.get("max_tokens") or settings.get("max_tokens")
                            or config.max_tokens),
             config=config, session_id=query.session_id, manager=client.manager,
-            offline_reason=offline_reason, turn_index=len(answered_turns(messages)),
+            offline_reason=offline_reason,
+            turn_index=history.answered if history is not None else 0,
             blocks=query.blocks,
             thinking=overrides.get("thinking", getattr(config, "thinking", None)))
 
@@ -189,7 +192,7 @@ class _Turn:
         budget = session.settings.get("budget_usd", config.budget_usd)
         if budget is None:
             return
-        spent = sum(m.cost_usd or 0.0 for m in session.messages)
+        spent = self.spent
         if spent >= budget:
             where = ("its setting: %claude_session settings budget_usd=<more>"
                      if "budget_usd" in session.settings else

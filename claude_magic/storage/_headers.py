@@ -63,7 +63,14 @@ class NotASession(Exception):
 
 
 def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionStats]:
-    """Header bytes to (session without messages, stats).
+    """Header bytes to (session without messages, stats): see :func:`parse_header_epoch`."""
+    session, stats, _ = parse_header_epoch(session_id, raw)
+    return session, stats
+
+
+def parse_header_epoch(session_id: SessionId, raw: bytes
+                       ) -> tuple[Session, SessionStats, int | None]:
+    """Header bytes to (session without messages, stats, epoch of its messages or None).
 
     Raises :class:`NotASession` for JSON that is not ours and ``ValueError`` (with a short
     reason) for a session file that cannot be read. Files without ``format`` are read as the
@@ -74,9 +81,11 @@ def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionSta
     except ValueError as exc:
         raise ValueError(f"not valid JSON ({exc.__class__.__name__}: {exc})") from None
     try:
-        return _header_fields(session_id, doc)
+        session, stats = _header_fields(session_id, doc)
     except (RecursionError, OverflowError, MemoryError) as exc:  # impossible values
         raise ValueError(f"bad field ({exc.__class__.__name__})") from None
+    epoch = doc.get("epoch")
+    return session, stats, epoch if type(epoch) is int and 0 < epoch < 2**63 else None
 
 
 def _header_fields(session_id: SessionId, doc: Any) -> tuple[Session, SessionStats]:
@@ -139,10 +148,13 @@ def _stats(value: Any) -> SessionStats:
 _COUNTS = ("message_count", "turns", "input_tokens", "output_tokens")
 
 
-def header_bytes(session: Session, stats: SessionStats) -> bytes:
-    """The readable, versioned header document of a session."""
+def header_bytes(session: Session, stats: SessionStats, epoch: int | None = None) -> bytes:
+    """The readable, versioned header document of a session; ``epoch`` changes whenever its
+    messages change other than by an append (what lets a reader read only new lines)."""
     doc = {"format": FORMAT, "version": VERSION, **session.header_dict(),
            "stats": stats.to_dict()}
+    if epoch is not None:
+        doc["epoch"] = epoch
     return dumps(doc, indent=2) + b"\n"
 
 

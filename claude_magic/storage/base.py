@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import StorageWarning
 from ..message import Message, Status
@@ -52,6 +52,36 @@ class SummaryColumns:
             [s.stats.turns for s in summaries], [s.stats.input_tokens for s in summaries],
             [s.stats.output_tokens for s in summaries], [s.stats.cost_usd for s in summaries],
             [s.stats.last_model for s in summaries])
+
+
+class Position(NamedTuple):
+    """Where a reader of one session's messages stopped, as :meth:`load_since` returns it;
+    opaque to callers, who only pass it back. ``epoch`` changes whenever stored messages
+    change other than by an append (create, overwrite, mark); ``next`` is the seq (SQLite,
+    memory) or line (directory) after the last one read, ``offset`` / ``inode`` locate it in
+    a messages file."""
+
+    epoch: int
+    next: int
+    offset: int = 0
+    inode: int = 0
+
+
+#: What the optional ``load_since(session_id, since: Position | None) -> Since | None`` of a
+#: store returns (memory, directory and SQLite have it; the client reads a store without it
+#: with ``load``): the session's header read now with only the messages appended after
+#: ``since`` when nothing else changed them (else all), in one consistent read, or None when
+#: the session is missing. ``Since`` is: the session (header, and all its messages or only the new
+#: ones), the position to pass next time (None: the store cannot vouch, read it all again),
+#: and whether the messages are only those after the position given.
+Since = tuple[Session, "Position | None", bool]
+
+
+def new_epoch() -> int:
+    """A fresh, unpredictable epoch (63 bits: fits SQLite's INTEGER)."""
+    import secrets
+
+    return secrets.randbits(62) + 1
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from ..errors import SessionExists, SessionNotFound
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock, as_utc
-from .base import DamagedEntry, SummaryColumns, newest_first
+from .base import DamagedEntry, Position, Since, SummaryColumns, new_epoch, newest_first
 
 
 class MemoryStorage:
@@ -23,6 +23,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._sessions: dict[SessionId, Session] = {}
         self._stats: dict[SessionId, SessionStats] = {}
+        self._epochs: dict[SessionId, int] = {}  # new on create and mark (see Position)
         self._assets: dict[str, bytes] = {}  # SHA-256 -> bytes (see _assets.py)
         self._asset_times: dict[str, float] = {}  # SHA-256 -> when last stored
         self._lock = threading.RLock()
@@ -43,12 +44,29 @@ class MemoryStorage:
             self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
             self._sessions[stored.id] = stored
             self._stats[stored.id] = stats
+            self._epochs[stored.id] = new_epoch()
             return stored.copy()
 
     def load(self, session_id: SessionId) -> Session | None:
         with self._lock:
             session = self._sessions.get(session_id)
             return session.copy() if session is not None else None
+
+    def load_since(self, session_id: SessionId, since: Position | None) -> Since | None:
+        """The header, with copies of only the messages appended after ``since`` when none
+        was marked (or the session replaced) since; else of all of them."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            epoch = self._epochs[session_id]
+            partial = since is not None and since.epoch == epoch
+            start = since.next if partial else 0
+            copy = Session(session.id, session.system_prompt, clone_json(session.metadata),
+                           session.created_at, session.updated_at,
+                           [m.copy() for m in session.messages[start:]],
+                           clone_json(session.settings))
+            return copy, Position(epoch, len(session.messages)), partial
 
     def exists(self, session_id: SessionId) -> bool:
         return session_id in self._sessions
@@ -83,6 +101,7 @@ class MemoryStorage:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
             session.messages[seq].status = status
             session.messages[seq].error = error
+            self._epochs[session_id] = new_epoch()
             session.updated_at = self._clock.now()
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
@@ -92,7 +111,7 @@ class MemoryStorage:
                 return False
             if if_updated_at is not None and session.updated_at != as_utc(if_updated_at):
                 return False
-            del self._sessions[session_id], self._stats[session_id]
+            del self._sessions[session_id], self._stats[session_id], self._epochs[session_id]
             return True
 
     def clear(self) -> int:
@@ -100,6 +119,7 @@ class MemoryStorage:
             count = len(self._sessions)
             self._sessions.clear()
             self._stats.clear()
+            self._epochs.clear()
             return count
 
     def summary_columns(self) -> SummaryColumns:

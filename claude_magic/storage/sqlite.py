@@ -17,6 +17,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -28,10 +29,10 @@ from urllib.parse import quote
 from ..checks import loads_checked
 from ..checks import strict_decode as _strict_decode
 from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageError
-from ..message import Message, SessionStats, Status, Usage
+from ..message import Message, SessionStats, Status, Usage, stored_message
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MAX_TIME, MIN_TIME, MonotonicClock, as_utc, format_time, parse_time
-from ._jsonio import entry_problem
+from ._jsonio import _DECODER, entry_problem
 from ._sqlite_schema import (  # noqa: F401 (ID_OK, _time_ok, _plain_time: for tests)
     _MESSAGE_COLUMNS,
     _MESSAGE_OK,
@@ -43,7 +44,7 @@ from ._sqlite_schema import (  # noqa: F401 (ID_OK, _time_ok, _plain_time: for t
     _plain_time,
     _time_ok,
 )
-from .base import DamagedEntry, SummaryColumns, warn_damaged
+from .base import DamagedEntry, Position, Since, SummaryColumns, new_epoch, warn_damaged
 
 
 def _trusted_id(value: str) -> SessionId:
@@ -494,30 +495,78 @@ class SQLiteStorage:
             if exists:  # a damaged row is never replaced (DamagedSession), as in a folder
                 self._checked_row(db, stored.id)
             db.execute("DELETE FROM sessions WHERE id = ?", (stored.id,))
-            db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
+            db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}, epoch) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, new_epoch()))
             db.executemany(f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
                            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", messages)
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
-        with self._transaction("BEGIN") as db:  # one snapshot for the header and messages
-            rows = fetch(db, f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
-                         (session_id,))
+        found = self.load_since(session_id, None)
+        return None if found is None else found[0]
+
+    def load_since(self, session_id: SessionId, since: Position | None) -> Since | None:
+        """The header, and only the messages from ``since.next`` on when the row's epoch is
+        still the one read then (nothing but appends since); one snapshot for both."""
+        with self._transaction("BEGIN") as db:
+            rows = fetch(db, f"SELECT {_SESSION_COLUMNS}, readable, epoch FROM sessions "
+                         "WHERE id = ?", (session_id,))
             if not rows:
                 return None
-            message_rows = fetch(db, f"SELECT {_MESSAGE_COLUMNS} FROM messages "
-                                 "WHERE session_id = ? ORDER BY seq", (session_id,))
-        summary = self._summary_or_damaged(session_id, rows[0])
-        messages = []
-        for message_row in message_rows:
-            try:
-                messages.append(self._message(message_row))
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                self._report(str(session_id), f"unreadable message ({_short(exc)})",
-                             f":{message_row[0]}")
-        return Session(summary.id, summary.system_prompt, summary.metadata, summary.created_at,
-                       summary.updated_at, messages, summary.settings)
+            epoch = rows[0][-1]
+            if type(epoch) is not int:
+                epoch = None
+            partial = since is not None and epoch is not None and since.epoch == epoch
+            start = since.next if partial else 0
+            message_rows = fetch(db, f"SELECT {_MESSAGE_COLUMNS}, json_valid(extra) "
+                                 "FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq",
+                                 (session_id, start))
+        summary = self._summary_or_damaged(session_id, rows[0][:-1])
+        messages = self._messages(session_id, message_rows)
+        session = Session(summary.id, summary.system_prompt, summary.metadata,
+                          summary.created_at, summary.updated_at, messages, summary.settings)
+        if epoch is None:
+            return session, None, False
+        last = max((r[0] for r in message_rows if type(r[0]) is int), default=start - 1)
+        return session, Position(epoch, max(start, last + 1)), partial
+
+    def _messages(self, session_id: SessionId, rows: list[Any]) -> list[Message]:
+        """Messages of rows (``_MESSAGE_COLUMNS`` and ``json_valid(extra)``), oldest first.
+
+        A row exactly as this store writes it (text content, every column of the type it is
+        written with) becomes a message without each field being checked again; any other
+        row takes the checked path, which reports it if it is damaged."""
+        extras = [row[11] for row in rows]
+        try:  # the extras in one parse when each is one JSON object (so they stay aligned)
+            if not all(row[12] == 1 and type(row[11]) is str and row[11][:1] == "{"
+                       and row[11][-1:] == "}" for row in rows) \
+                    or _SURROGATE.search(joined := ",".join(extras)):
+                raise ValueError("not plain")
+            parsed = _DECODER.decode(f"[{joined}]")
+            if len(parsed) != len(rows):
+                raise ValueError("rows and objects differ")
+        except (ValueError, RecursionError):
+            parsed = [None] * len(rows)
+        messages: list[Message] = []
+        append, trusted = messages.append, stored_message
+        for row, extra in zip(rows, parsed, strict=True):
+            message = None
+            if type(extra) is dict and len(extra) == 4 and "blocks" not in extra:
+                try:
+                    message = trusted(row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                                      extra["usage"], row[10], extra["stop_reason"],
+                                      extra["duration_ms"], extra["ids"], row[0])
+                except KeyError:
+                    message = None
+            if message is None:
+                try:
+                    message = self._message(row)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    self._report(str(session_id), f"unreadable message ({_short(exc)})",
+                                 f":{row[0]}")
+                    continue
+            append(message)
+        return messages
 
     def summary(self, session_id: SessionId) -> SessionSummary | None:
         rows = self._read(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
@@ -564,8 +613,8 @@ class SQLiteStorage:
                                  (status, error, session_id, seq)).rowcount
             if not changed:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?",
-                       (format_time(self._clock.now()), session_id))
+            db.execute("UPDATE sessions SET updated_at = ?, epoch = ? WHERE id = ?",
+                       (format_time(self._clock.now()), new_epoch(), session_id))
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         with self._transaction() as db:
@@ -720,6 +769,9 @@ class SQLiteStorage:
     def close(self) -> None:
         with self._mutex:
             self._db.close()
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape that could make a lone one
 
 
 def _short(exc: BaseException) -> str:

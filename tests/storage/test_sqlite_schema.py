@@ -29,6 +29,7 @@ SESSIONS_COLUMNS = [
     ("last_model", "TEXT", 0, None, 0, 0),
     ("readable", "INTEGER", 0, None, 0, 2),
     ("plain", "INTEGER", 0, None, 0, 2),
+    ("epoch", "INTEGER", 0, None, 0, 0),
 ]
 MESSAGES_COLUMNS = [
     ("id", "INTEGER", 0, None, 1, 0),
@@ -174,7 +175,7 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     assert ran == ["002", "003"]
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
-            "001_initial", "002_readable", "003_plain", "004_assets", "900_tags",
+            "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "900_tags",
             "901_tags_index"]
 
 
