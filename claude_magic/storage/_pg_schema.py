@@ -151,6 +151,14 @@ def _m003_blocks(cur: psycopg.Cursor[Any]) -> None:
     cur.execute(f"ALTER TABLE {SCHEMA}.messages ADD COLUMN blocks json")
 
 
+def _m004_assets(cur: psycopg.Cursor[Any]) -> None:
+    """``assets``: images and PDFs once per owner and SHA-256, with row-level security
+    (storage/_pg_assets.py)."""
+    from ._pg_assets import ASSETS_SQL
+
+    cur.execute(ASSETS_SQL)
+
+
 def _m005_search(cur: psycopg.Cursor[Any]) -> None:
     """Full-text search: generated ``tsvector`` columns with GIN indexes (_pg_search.py)."""
     from ._pg_search import m005_search
@@ -163,6 +171,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[psycopg.Cursor[Any]], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_plain", _m002_plain),
     ("003_blocks", _m003_blocks),
+    ("004_assets", _m004_assets),
     ("005_search", _m005_search),
 )
 
@@ -204,15 +213,15 @@ def _grant_team(cur: psycopg.Cursor[Any], team_role: str) -> None:
                 f"{role} CREATEROLE), then connect again")
         cur.execute(f'CREATE ROLE "{team_role}" NOLOGIN')
     cur.execute(f'GRANT USAGE ON SCHEMA {SCHEMA} TO "{team_role}"')
-    cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {SCHEMA}.sessions, {SCHEMA}.messages "
-                f'TO "{team_role}"')
+    cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {SCHEMA}.sessions, {SCHEMA}.messages, "
+                f'{SCHEMA}.assets TO "{team_role}"')
     cur.execute(f'GRANT SELECT ON {SCHEMA}.migrations TO "{team_role}"')
 
 
 def _team_ready(cur: psycopg.Cursor[Any], team_role: str) -> bool:
     cur.execute("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) AND "
-                "has_table_privilege(%s, %s, 'INSERT')",
-                (team_role, team_role, f"{SCHEMA}.sessions"))
+                "has_table_privilege(%s, %s, 'INSERT') AND has_table_privilege(%s, %s, 'INSERT')",
+                (team_role, team_role, f"{SCHEMA}.sessions", team_role, f"{SCHEMA}.assets"))
     return bool(cur.fetchone()[0])  # type: ignore[index]
 
 

@@ -31,6 +31,7 @@ from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from . import _pg_text as text
+from ._pg_assets import PostgresAssets, adopt_assets
 from ._pg_rows import (
     GUARDED_COLUMNS,
     INSERT_MESSAGE,
@@ -92,7 +93,7 @@ def _scope(scope: Scope) -> str:
         raise ValueError(f"scope must be 'all', 'mine' or 'team', got {scope!r}") from None
 
 
-class PostgresStorage:
+class PostgresStorage(PostgresAssets):
     """Sessions in a PostgreSQL database, shared by a team."""
 
     def __init__(self, url: str, *, owner: str | None = None, pool_size: int = 4,
@@ -267,6 +268,7 @@ class PostgresStorage:
             self._insert_session(cur, row)
             cur.executemany(INSERT_MESSAGE,
                             [message_row(stored.id, m) for m in stored.messages])
+            adopt_assets(cur, stored.messages)  # a fork of a teammate's images: our own copy
             self._notify(cur, "created", stored.id, team=False)
         return stored
 
@@ -341,6 +343,7 @@ class PostgresStorage:
                         (session_id,))
             stored.seq = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(INSERT_MESSAGE, message_row(session_id, stored))
+            adopt_assets(cur, [stored])
             cur.execute(
                 f"UPDATE {_S} SET updated_at = %s, message_count = %s, turns = %s, "
                 "input_tokens = %s, output_tokens = %s, cost_usd = %s, last_model = %s "

@@ -41,7 +41,8 @@ def test_blocks_round_trip_and_copy_exactly(pg_url: str, tmp_path: Path) -> None
         team.create_session("pictures").build()
         for message in rich_messages():
             team.append("pictures", message)
-        stored = team.resume("pictures").messages
+        assert team.resume("pictures").messages[0].content[1]["source"]["type"] == "asset"
+        stored = portable(team.storage, team.resume("pictures")).messages  # images expanded
         assert [m.content for m in stored] == [m.content for m in rich_messages()]
         assert stored[1].content[0]["thinking"] == "look at it \x00 closely"
         assert stored[3].content == "plain text still works"
@@ -59,4 +60,6 @@ def test_blocks_round_trip_and_copy_exactly(pg_url: str, tmp_path: Path) -> None
                 local.append("back", message)
             local.copy_to(team, "back")
             assert same(local, team, "back")
-            assert team.get("back").messages[0].content == rich_messages()[0].content
+            assert portable(team.storage, team.resume("back")).messages[0].content == \
+                rich_messages()[0].content
+            assert len(team.storage.asset_ids()) == 1  # one image, stored once
