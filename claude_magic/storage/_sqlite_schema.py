@@ -143,12 +143,20 @@ def _m004_assets(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _m005_epoch(db: sqlite3.Connection) -> None:
+    """``epoch``: a random number a write sets anew whenever a session's stored messages
+    change other than by an append (create, overwrite, mark); NULL (never trusted) for rows
+    written before. A reader that saw an epoch reads only the messages appended since."""
+    db.execute("ALTER TABLE sessions ADD COLUMN epoch INTEGER")
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_readable", _m002_readable),
     ("003_plain", _m003_plain),
     ("004_assets", _m004_assets),
+    ("005_epoch", _m005_epoch),
     ("006_search", m006_search),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.

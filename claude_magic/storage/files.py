@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 import threading
@@ -40,7 +41,7 @@ from typing import Any
 
 from ..checks import clone_json
 from ..errors import DamagedSession, InvalidSessionId, SessionExists, SessionNotFound, StorageError
-from ..message import Message, SessionStats, Status
+from ..message import Message, SessionStats, Status, stored_message_from_dict
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from ._assets import AssetFolder
@@ -51,9 +52,10 @@ from ._headers import (
     HeaderCache,
     NotASession,
     header_bytes,
-    parse_header,
+    parse_header_epoch,
 )
 from ._jsonio import (
+    _DECODER,
     NotRegularFile,
     check_stored,
     dumps,
@@ -65,11 +67,21 @@ from ._jsonio import (
     sync_dir,
     write_all,
 )
-from .base import DamagedEntry, SummaryColumns, newest_first, warn_damaged
+from .base import (
+    DamagedEntry,
+    Position,
+    Since,
+    SummaryColumns,
+    new_epoch,
+    newest_first,
+    warn_damaged,
+)
 
 _TAIL_CHUNK = 4096
 #: errors of a message line read back (a planted file can hold anything)
 _BAD_LINE = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
+#: a JSON escape of a UTF-16 surrogate: the only way a line's text can hold a lone one
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class DirectoryStorage:
@@ -165,8 +177,9 @@ class DirectoryStorage:
             if problem is not None:
                 raise DamagedSession(str(session_id), str(path), problem)
 
-    def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats]:
-        """The header of an existing session, or SessionNotFound / DamagedSession."""
+    def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats, int | None]:
+        """The header of an existing session and its epoch, or SessionNotFound /
+        DamagedSession."""
         path = self._header_path(session_id)
         try:
             raw = read_file(path)
@@ -178,7 +191,7 @@ class DirectoryStorage:
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
         try:
-            return parse_header(session_id, raw)
+            return parse_header_epoch(session_id, raw)
         except NotASession:
             raise DamagedSession(str(session_id), str(path),
                                  "not a claude_magic session file") from None
@@ -200,13 +213,28 @@ class DirectoryStorage:
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
-    def _parse_lines(self, session_id: SessionId, raw: bytes, *, warn: bool = True
-                     ) -> tuple[list[Message], list[DamagedEntry]]:
-        """Every complete, readable message line; unreadable lines are reported."""
+    def _parse_lines(self, session_id: SessionId, raw: bytes, *, warn: bool = True,
+                     first: int = 1) -> tuple[list[Message], list[DamagedEntry]]:
+        """Every complete, readable message line (``first``: the number of the first line
+        in ``raw``); unreadable lines are reported.
+
+        A line exactly as this store writes it (see :func:`stored_message_from_dict`) becomes
+        a message without each field being checked again; any other line takes the checked
+        path, which reports it if it is damaged."""
         path = self._messages_path(session_id)
         messages, damage = [], []
         lines = raw.split(b"\n")
-        for number, line in enumerate(lines[:-1], start=1):  # the last piece is torn or empty
+        fast = _SURROGATE_ESCAPE.search(raw) is None
+        decode, trusted, append = _DECODER.decode, stored_message_from_dict, messages.append
+        for number, line in enumerate(lines[:-1], start=first):  # the last piece: torn or empty
+            if fast:
+                try:
+                    message = trusted(decode(line.decode()))
+                except (ValueError, RecursionError):
+                    message = None
+                if message is not None:
+                    append(message)
+                    continue
             if not line.strip():
                 continue
             try:
@@ -219,7 +247,7 @@ class DirectoryStorage:
                     self._warned_lines.add(entry.location)
                     warn_damaged(entry)
                 continue
-            messages.append(message)
+            append(message)
         return messages, damage
 
     def _tail_seq(self, session_id: SessionId, fd: int) -> tuple[int, int]:
@@ -315,17 +343,62 @@ class DirectoryStorage:
                 stored.created_at = stored.updated_at = self._clock.now()
             # no lines: an old session's (or a killed create's) messages file goes
             self._replace_all([(messages_path, lines or None),
-                               (header_path, header_bytes(stored, stored.stats))])
+                               (header_path, header_bytes(stored, stored.stats, new_epoch()))])
             self._headers.forget(header_path.name)
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
         try:
-            session, _ = self._read_header(session_id)
+            session, _, _ = self._read_header(session_id)
         except SessionNotFound:
             return None
         session.messages, _ = self._parse_lines(session_id, self._read_lines(session_id))
         return session
+
+    def load_since(self, session_id: SessionId, since: Position | None) -> Since | None:
+        """The header, and the messages file from where ``since`` stopped when the epoch in
+        the header is still the one read then (only appends since), all read under the lock
+        so the header and the lines agree. A store that cannot be locked (read-only) is read
+        whole, with no position."""
+        try:
+            lock = self._locked()
+            lock.__enter__()
+        except StorageError:
+            session = self.load(session_id)
+            return None if session is None else (session, None, False)
+        try:
+            return self._read_since(session_id, since)
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _read_since(self, session_id: SessionId, since: Position | None) -> Since | None:
+        try:
+            session, _, epoch = self._read_header(session_id)
+        except SessionNotFound:
+            return None
+        path = self._messages_path(session_id)
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return session, None if epoch is None else Position(epoch, 1), False
+        except NotRegularFile as exc:
+            raise DamagedSession(str(session_id), str(path), exc.strerror) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            st = os.fstat(fd)
+            partial = (since is not None and epoch is not None and since.epoch == epoch
+                       and since.inode == st.st_ino and since.offset <= st.st_size)
+            offset, line = (since.offset, since.next) if partial else (0, 1)
+            raw = _read_at(fd, offset, st.st_size - offset)
+        finally:
+            os.close(fd)
+        raw = raw[: raw.rfind(b"\n") + 1]  # complete lines only: a torn one is not ours yet
+        session.messages, _ = self._parse_lines(session_id, raw, first=line)
+        if epoch is None:  # written by a claude_magic that keeps no epoch: never trusted
+            return session, None, False
+        lines = line + raw.count(b"\n")
+        return session, Position(epoch, lines, offset + len(raw), st.st_ino), partial
 
     def exists(self, session_id: SessionId) -> bool:
         return os.path.lexists(self._header_path(session_id))
@@ -333,16 +406,16 @@ class DirectoryStorage:
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         path = self._header_path(session_id)
         with self._locked(), self._os_errors(f"update session {str(session_id)!r}", path):
-            session, stats = self._read_header(session_id)
+            session, stats, epoch = self._read_header(session_id)
             changes.apply(session, self._clock.now())
-            self._replace_all([(path, header_bytes(session, stats))])
+            self._replace_all([(path, header_bytes(session, stats, epoch))])
             self._headers.forget(path.name)
 
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
         path = self._messages_path(session_id)
         with self._locked(), self._os_errors(f"append to session {str(session_id)!r}", path):
-            session, stats = self._read_header(session_id)
+            session, stats, epoch = self._read_header(session_id)
             existed = os.path.lexists(path)
             fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             try:
@@ -353,7 +426,7 @@ class DirectoryStorage:
                     stats = SessionStats.of(self._parse_lines(session_id, raw, warn=False)[0])
                 stats.add(stored)
                 session.updated_at = self._clock.now()
-                self._append_line(session, stats, fd, self._message_line(stored), size)
+                self._append_line(session, stats, epoch, fd, self._message_line(stored), size)
             except BaseException:
                 if not existed:  # the file this append created goes again
                     with contextlib.suppress(OSError):
@@ -367,12 +440,12 @@ class DirectoryStorage:
                     sync_dir(self.root)
         return stored.copy()
 
-    def _append_line(self, session: Session, stats: SessionStats, fd: int, line: bytes,
-                     size: int) -> None:
+    def _append_line(self, session: Session, stats: SessionStats, epoch: int | None, fd: int,
+                     line: bytes, size: int) -> None:
         """Append ``line`` to the messages file open as ``fd`` (``size`` bytes long) and
         replace the header; if either fails, the file is cut back and nothing changed."""
         header_path = self._header_path(session.id)
-        tmp = stage(self.root, header_bytes(session, stats))  # fails first on a full disk
+        tmp = stage(self.root, header_bytes(session, stats, epoch))  # fails first: a full disk
         try:
             write_all(fd, line)
             os.fsync(fd)
@@ -391,7 +464,7 @@ class DirectoryStorage:
              error: str | None = None) -> None:
         path = self._messages_path(session_id)
         with self._locked(), self._os_errors(f"mark a message of {str(session_id)!r}", path):
-            session, stats = self._read_header(session_id)
+            session, stats, _ = self._read_header(session_id)
             lines = self._read_lines(session_id).split(b"\n")
             for index, line in enumerate(lines[:-1]):  # complete lines only
                 doc = _loads_or_none(line)
@@ -404,7 +477,7 @@ class DirectoryStorage:
             session.updated_at = self._clock.now()
             header_path = self._header_path(session_id)
             self._replace_all([(path, b"\n".join(lines)),  # other lines kept byte for byte
-                               (header_path, header_bytes(session, stats))])
+                               (header_path, header_bytes(session, stats, new_epoch()))])
             self._headers.forget(header_path.name)
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
@@ -419,7 +492,7 @@ class DirectoryStorage:
                                              header_path):
             if if_updated_at is not None:
                 try:
-                    session, _ = self._read_header(session_id)
+                    session, _, _ = self._read_header(session_id)
                 except (SessionNotFound, DamagedSession):
                     return False
                 if session.updated_at != if_updated_at:
@@ -475,7 +548,7 @@ class DirectoryStorage:
 
     def summary(self, session_id: SessionId) -> SessionSummary | None:
         try:
-            session, stats = self._read_header(session_id)  # the header carries the totals
+            session, stats, _ = self._read_header(session_id)  # the header carries the totals
         except SessionNotFound:
             return None
         return SessionSummary(session.id, session.system_prompt, session.metadata,
