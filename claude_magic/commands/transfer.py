@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import MagicUsageError
 from .arguments import MagicArgumentParser
-from .context import Context, Message, current_id
+from .context import Context, Message, current_id, plural
 
 
 def export_args(p: MagicArgumentParser) -> None:
@@ -82,5 +82,5 @@ def cmd_import(ctx: Context, args: argparse.Namespace) -> Message:
                                   new_id=args.new_id)
     if args.switch:
         ctx.current = session.id
-    return Message(f"Imported session {session.id} ({len(session.messages)} messages).",
+    return Message(f"Imported session {session.id} ({plural(len(session.messages), 'message')}).",
                    id=str(session.id), messages=len(session.messages))

@@ -36,7 +36,7 @@ def _cell_text(value: Any) -> str:
 def _totals(stats: SessionStats) -> str:
     from ..costs import cost_text
 
-    return (f"{stats.turns} turns · {stats.message_count} messages · "
+    return (f"{plural(stats.turns, 'turn')} · {plural(stats.message_count, 'message')} · "
             f"{stats.input_tokens:,} tokens in / {stats.output_tokens:,} out · "
             f"{cost_text(stats)}")
 
@@ -57,6 +57,11 @@ def session_header_markdown(session: Session, *, level: int = 1) -> str:
         quoted = "\n".join(f"> {line}" for line in session.system_prompt.splitlines())
         lines += ["", "**System prompt**", "", quoted]
     return "\n".join(lines)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 turn``, ``2 turns``, ``1,000 messages``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 # who wrote an answer, by backend: offline answers never read as a model's

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..errors import ClaudeMagicError
+from ..export import plural
 from ..manager import SessionManager
 from ..workspace import Workspace, shell_workspace
 from .detail import close_all
 from .rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
 from .search import SearchBox
-from .transcript import plural
 
 if TYPE_CHECKING:
     from ..session import Session, SessionSummary

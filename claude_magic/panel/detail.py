@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..errors import ClaudeMagicError
-from ..export import FORMATS, export_session, session_header_markdown
-from .transcript import TurnView, plural, turn_markdown, turn_views
+from ..export import FORMATS, export_session, plural, session_header_markdown
+from .transcript import TurnView, turn_markdown, turn_views
 
 if TYPE_CHECKING:
     from ..session import Session

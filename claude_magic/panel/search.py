@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .transcript import plural
+from ..export import plural
 
 if TYPE_CHECKING:
     from .browser import SessionPanel

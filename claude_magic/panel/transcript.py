@@ -35,11 +35,6 @@ class TurnView:
         return range(self.messages[0].seq, self.messages[-1].seq + 1)
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 turn``, ``2 turns``, ``1,000 sessions``."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def turn_views(messages: Sequence[Message]) -> list[TurnView]:
     """The messages cut into turns: a new turn at each user message."""
     compacted = compacted_seqs(messages)

@@ -139,7 +139,7 @@ def test_storage_and_the_default_store_rule(cli: Cli, folder: Path) -> None:
     cli.env["CLAUDE_MAGIC_STORAGE"] = f"sqlite:///{env_store}"
     cli.ok("new", "in-env")  # no .claude_sessions/ here: the environment's store
     assert env_store.is_file() and not (folder / ".claude_sessions").exists()
-    assert "from-env.db (1 sessions)" in cli.ok("storage")
+    assert "from-env.db (1 session)" in cli.ok("storage")
     (folder / ".claude_sessions").mkdir()  # the folder's store wins once it exists
     assert json.loads(cli.ok("--json", "storage"))["count"] == 0
     cli.ok("new", "local")

@@ -269,7 +269,7 @@ def test_storage_reports_damaged_files(shell: TestingShell, store_dir: Path,
     with pytest.warns(UserWarning, match="damaged"):
         run(shell, "%claude_session storage")
     out = capsys.readouterr().out
-    assert "(1 sessions)" in out and "broken.json" in out
+    assert "(1 session)" in out and "broken.json" in out
 
 
 def test_unknown_subcommand_and_help(shell: TestingShell, capsys: pytest.CaptureFixture) -> None:
