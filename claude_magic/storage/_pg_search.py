@@ -96,6 +96,7 @@ def rename(cur: psycopg.Cursor[Any], old: str, new: str, overwrite: bool) -> Non
 
 
 def set_hashes(cur: psycopg.Cursor[Any], session_id: str, hashes: Mapping[int, str]) -> None:
-    cur.executemany(f"UPDATE {_M} SET ids = (ids::jsonb || jsonb_build_object('hash', %s))::json "
+    cur.executemany(f"UPDATE {_M} SET ids = (ids::jsonb || "
+                    "jsonb_build_object('hash', %s::text))::json "
                     "WHERE session_id = %s AND seq = %s",
                     [(h, session_id, seq) for seq, h in hashes.items()])

@@ -250,7 +250,8 @@ def test_append_assigns_seq_and_round_trips_every_field(manager: SessionManager)
     got = messages[1]
     assert got.content == UNICODE
     assert got.usage == Usage(12, 5, 1, 2)
-    assert got.ids == {"message_id": "msg_01", "request_id": "req_9"}
+    assert got.ids == {"message_id": "msg_01", "request_id": "req_9",
+                       "hash": second.ids["hash"]}  # the chain hash (chain.py)
     assert (got.model, got.backend, got.cost_usd) == ("claude-sonnet-4-5", "anthropic", 0.000111)
     assert (got.stop_reason, got.duration_ms) == ("end_turn", 138.5)
     assert got.created_at.tzinfo is not None
@@ -612,7 +613,7 @@ def test_copies_are_returned(manager: SessionManager) -> None:
     summary.stats.message_count = 100
     fresh = manager.resume("c")
     assert fresh.metadata == {"list": [1], "d": {"k": 1}}
-    assert [(m.content, m.ids, m.usage.input_tokens) for m in fresh.messages] == [("q", {}, 0)]
+    assert [(m.content, m.ids, m.usage.input_tokens) for m in fresh.messages] == [("q", {"hash": appended.ids["hash"]}, 0)]
     assert manager.summaries()[0].stats.message_count == 1
     # a session given to import_session is not shared either
     original = Session(id=SessionId("given"), metadata={"a": [1]},
