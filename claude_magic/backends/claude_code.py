@@ -104,12 +104,26 @@ def folded_history(history: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
-def build_argv(binary: str, request: TurnRequest) -> list[str]:
-    """The command line for one turn (the prompt goes to stdin)."""
+def has_binary(blocks: list[dict[str, Any]] | None) -> bool:
+    """Whether a prompt's blocks hold an image or a document (sent as stream-json input)."""
+    return bool(blocks) and any(b["type"] in ("image", "document") for b in blocks or ())
+
+
+def stream_json_input(blocks: list[dict[str, Any]]) -> str:
+    """The prompt as the CLI's ``--input-format stream-json`` input: one user message line
+    with its content blocks (images and PDFs as base64), as the Messages API takes them."""
+    return json.dumps({"type": "user", "message": {"role": "user", "content": blocks}}) + "\n"
+
+
+def build_argv(binary: str, request: TurnRequest, *, stream_input: bool = False) -> list[str]:
+    """The command line for one turn (the prompt goes to stdin: as text, or with
+    ``stream_input`` as one stream-json user message carrying images and PDFs)."""
     config = request.config
     argv = [binary, "-p", "--output-format", "stream-json", "--verbose",
             "--include-partial-messages", "--model", request.model,
             "--permission-mode", config.permission_mode]
+    if stream_input:
+        argv += ["--input-format", "stream-json"]
     resume = cli_session_to_resume(request.history)
     if resume:
         argv += ["--resume", resume]
@@ -138,16 +152,14 @@ class ClaudeCodeBackend:
 
     def stream_turn(self, request: TurnRequest) -> Iterator[str | TurnResult]:
         config = request.config
-        if request.blocks and any(b["type"] in ("image", "document") for b in request.blocks):
-            raise BadRequest("the claude-code backend sends the prompt to the CLI as text and "
-                             "cannot pass images or PDFs yet; use the anthropic backend for "
-                             "this turn (%%claude ... with --attach/--error text only here)")
-        argv = build_argv(find_binary(config), request)
+        binary = has_binary(request.blocks)
+        argv = build_argv(find_binary(config), request, stream_input=binary)
         cwd = config.cwd or os.getcwd()
         env = dict(os.environ)
         if config.base_url:
             env["ANTHROPIC_BASE_URL"] = config.base_url
-        run = _Process(argv, cwd, request.prompt, config.timeout, env)
+        stdin = stream_json_input(request.blocks) if binary and request.blocks else request.prompt
+        run = _Process(argv, cwd, stdin, config.timeout, env)
         try:
             parser = _Parser()
             for line in run.lines():

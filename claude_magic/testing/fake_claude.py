@@ -16,6 +16,7 @@ the turns of the resumed conversation. The key is never recorded, only whether o
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -256,6 +257,14 @@ def _run(directory: Path, opts: dict[str, Any], prompt: str | None) -> int:
     fmt = opts.get("--output-format", "text")
     if fmt == "stream-json" and not opts.get("--verbose"):
         return _fail("Error: When using --print, --output-format=stream-json requires --verbose")
+    if opts.get("--input-format") == "stream-json":
+        if fmt != "stream-json":
+            return _fail("Error: --input-format=stream-json requires "
+                         "output-format=stream-json.")
+        try:
+            prompt = stream_json_prompt(prompt or "")
+        except ValueError as exc:
+            return _fail(f"Error: {exc}")
     if not prompt or not prompt.strip():
         return _fail("Error: Input must be provided either through stdin or as a prompt "
                      "argument when using --print")
@@ -285,6 +294,27 @@ def _run(directory: Path, opts: dict[str, Any], prompt: str | None) -> int:
     fork = bool(opts.get("--fork-session")) or bool(resume and item.get("new_session_id"))
     session_id = str(uuid.uuid4()) if fork or not (resume or requested) else (resume or requested)
     return _turn(directory, opts, fmt, prompt, item, state, session_id, cwd)
+
+
+def stream_json_prompt(raw: str) -> str:
+    """The text of stream-json input's user messages, each image or document named by its
+    media type and size (``[image image/png, 1234 bytes]``)."""
+    parts: list[str] = []
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            content = data["message"]["content"] if data.get("type") == "user" else []
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ValueError(f"invalid stream-json input line: {line[:60]!r}") from None
+        for block in [{"type": "text", "text": content}] if isinstance(content, str) else content:
+            if block.get("type") == "text":
+                parts.append(block["text"])
+            elif block.get("type") in ("image", "document"):
+                size = len(base64.b64decode(block["source"]["data"]))
+                parts.append(f"[{block['type']} {block['source']['media_type']}, {size} bytes]")
+    return " ".join(parts)
 
 
 def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: dict[str, Any],

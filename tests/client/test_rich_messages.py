@@ -8,7 +8,7 @@ import pytest
 from claude_magic import Client, SessionManager
 from claude_magic.backends.base import Aside
 from claude_magic.blocks import document_block, image_block
-from claude_magic.errors import BadRequest, StorageError
+from claude_magic.errors import StorageError
 from claude_magic.session import Session
 from claude_magic.storage import _assets
 from claude_magic.testing.fake_claude import FakeClaude
@@ -39,14 +39,6 @@ def test_claude_code_tool_calls_are_stored_and_shown(cli_client: Client, fake_cl
     fake_claude.reply("Again.", tool_use="Bash", tool_input={"command": "ls"})
     plain = list(cli_client.query("Once more").session(session.id).stream())
     assert not any(isinstance(c, Aside) for c in plain)
-
-
-def test_claude_code_refuses_images_in_one_line(cli_client: Client, fake_claude: FakeClaude,
-                                               session: Session) -> None:
-    with pytest.raises(BadRequest, match="cannot pass images or PDFs") as caught:
-        cli_client.query([image_block(PNG, "image/png"), {"type": "text", "text": "see"}]
-                         ).session(session.id).send()
-    assert "\n" not in str(caught.value) and fake_claude.calls == []
 
 
 def test_blocks_and_thinking_reach_the_api(client: Client, server: FakeMessagesServer,
