@@ -396,20 +396,20 @@ class SessionPanel(w.VBox):
         if at is None:
             fork = self.manager.fork(source, target)
         else:
-            fork = self.manager.fork(source, target, at=at)  # type: ignore[call-arg]
+            fork = self.manager.fork(source, target, at=at)
         self.workspace.current = str(fork.id)
         if self._detail is not None:
             self._detail.new_name.value = ""
         self.reload()
         self.detail.show(str(fork.id))
-        where = f" at message {at}" if at is not None else ""
+        where = f" at turn {at}" if at is not None else ""
         return f"Branched session {source}{where} into {fork.id} and switched to it."
 
     def rename(self, old: str, new: str) -> str:
         """Rename ``old`` to ``new``; the current session follows; the view opens ``new``."""
         if not new:
             raise ClaudeMagicError("type the new id in the box next to rename first")
-        self.manager.rename(old, new)  # type: ignore[attr-defined]
+        self.manager.rename(old, new)
         if self.workspace.current == old:
             self.workspace.current = new
         self.detail.new_name.value = ""

@@ -35,11 +35,13 @@ def _markdown(text: str, cls: str) -> w.Output:
 
 
 def close_all(widgets: Any) -> None:
-    """Close widgets and everything inside them."""
+    """Close widgets and everything inside them, their layout and style models too."""
     stack = list(widgets)
     while stack:
         widget = stack.pop()
         stack.extend(getattr(widget, "children", ()))
+        stack.extend(x for x in (getattr(widget, "layout", None), getattr(widget, "style", None))
+                     if isinstance(x, w.Widget) and x.comm is not None)
         widget.close()
 
 
@@ -73,6 +75,7 @@ class DetailView(w.VBox):
         self.panel = panel
         self.session_id: str | None = None
         self.turns: list[TurnBox] = []
+        self._notes: list[str] = []  # the header and the "not shown" line, as Markdown
         self.title = w.HTML()
         self.title.add_class("cm-detail-title")
         self._build_actions()
@@ -137,8 +140,7 @@ class DetailView(w.VBox):
         """The header and every shown turn, as Markdown."""
         if not self.transcript.children:
             return ""
-        header = self.transcript.children[0].outputs[0]["data"]["text/markdown"]
-        return "\n\n---\n\n".join([header, *(t.markdown for t in self.turns)])
+        return "\n\n---\n\n".join([*self._notes, *(t.markdown for t in self.turns)])
 
     def _session_id(self) -> str:
         if self.session_id is None:
@@ -179,10 +181,11 @@ class DetailView(w.VBox):
         old = self.transcript.children
         self.turns = [TurnBox(self.panel, str(session.id), t,
                               at is not None and at in t.seqs) for t in turns]
-        children: list[Any] = [_markdown(session_header_markdown(session, level=3), "cm-header-md")]
+        self._notes = [session_header_markdown(session, level=3)]
         if hidden:
-            children.append(_markdown(f"*{plural(hidden, 'earlier message')} not shown; "
-                                      "export the session to read them all.*", "cm-hidden"))
+            self._notes.append(f"*{plural(hidden, 'earlier message')} not shown; "
+                               "export the session to read them all.*")
+        children: list[Any] = [_markdown(text, "cm-note-md") for text in self._notes]
         compacted = [t for t in self.turns if t.turn.compacted]
         if compacted:
             fold = w.Accordion(children=[w.VBox(compacted)], selected_index=None)
@@ -201,6 +204,7 @@ class DetailView(w.VBox):
         self.session_id = None
         self.confirm_box.layout.display = "none"
         old, self.transcript.children, self.turns = self.transcript.children, (), []
+        self._notes = []
         close_all(old)
         self.layout.display = "none"
         self.panel.mark_opened()

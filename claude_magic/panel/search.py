@@ -85,7 +85,7 @@ class SearchBox(w.VBox):
         if not text:
             self.clear()
             return ""
-        found = self.panel.manager.search(text, limit=MAX_HITS)  # type: ignore[attr-defined]
+        found = self.panel.manager.search(text, limit=MAX_HITS)
         while len(self._pool) < len(found):
             self._pool.append(HitRow(self.panel))
         for row, hit in zip(self._pool, found, strict=False):

@@ -22,8 +22,8 @@ from ..message import Message
 class TurnView:
     """One turn as the detail view shows it: a question and what followed it.
 
-    ``branch_at`` is the ``seq`` of the turn's last answer (what ``fork(at=)`` takes), None
-    when the turn has no answer; ``compacted``: every message of it is compacted.
+    ``branch_at`` is the ``seq`` of the turn's last complete answer (what ``fork(at=)``
+    takes), None when the turn has none; ``compacted``: every message of it is compacted.
     """
 
     messages: tuple[Message, ...]
@@ -45,7 +45,7 @@ def turn_views(messages: Sequence[Message]) -> list[TurnView]:
         groups[-1].append(message)
     views = []
     for group in groups:
-        answers = [m for m in group if m.role == "assistant"]
+        answers = [m for m in group if m.role == "assistant" and m.status == "ok"]
         views.append(TurnView(tuple(group), answers[-1].seq if answers else None,
                               all(m.seq in compacted for m in group)))
     return views
