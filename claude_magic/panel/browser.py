@@ -494,7 +494,8 @@ class SessionPanel(w.VBox):
     def dispose(self) -> None:
         """Close the panel and its last widgets too (nothing left in the kernel)."""
         self.close()
-        close_all([self])
+        close_all([*self.children, self.layout])
+        super().close()
 
 
 def panel(manager: SessionManager | None = None, workspace: Workspace | None = None, *,
