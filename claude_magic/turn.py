@@ -306,6 +306,7 @@ class _Turn:
                     usage=result.usage, cost_usd=result.cost_usd, stop_reason=result.stop_reason,
                     duration_ms=round(duration * 1000, 3), ids={**result.ids, **answer_ids}))
                 turn = stored.seq
+                result.ids = {**result.ids, "hash": stored.ids["hash"]}  # chain.py
         except BaseException as exc:
             if backend_turn is not None:
                 backend_turn.close()  # release the HTTP stream or the process first

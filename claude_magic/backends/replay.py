@@ -6,7 +6,11 @@ store, or a JSON file holding one exported session (``export_session(..., "json"
 "messages": [...]}``). Turn *n* of the session being run (counted over its answered turns) must
 ask exactly the recording's turn *n* (surrounding whitespace ignored); the answer is the recorded
 one, streamed word by word. Anything else raises :class:`ReplayMismatch` naming both prompts.
-Only answered (``ok``) turns of the recording are replayed.
+Only answered (``ok``) turns of the recording are replayed. A recorded answer carrying its
+chain hash (:mod:`claude_magic.chain`) is served only if it still matches it (content, role and
+status, linked to the stored hash of the message before it); one edited since it was recorded
+raises :class:`ReplayMismatch`. The hash served is kept as the new answer's
+``ids["replayed_hash"]``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,26 @@ def load_recording(source: str, request: TurnRequest) -> Session:
         raise BackendUnavailable(f"replay source {source!r}: {exc}") from exc
 
 
+def check_recorded(source: str, session: Session, answer: Message) -> str | None:
+    """The answer's stored hash after checking it (None when it carries none); an answer
+    whose content no longer matches raises :class:`ReplayMismatch`."""
+    from ..blocks import binary_sources
+    from ..chain import HASH_KEY, message_hash
+
+    stored = answer.ids.get(HASH_KEY)
+    if stored is None:
+        return None
+    if not isinstance(answer.content, str) and any(binary_sources(answer.content)):
+        return stored  # an export embeds images as base64; the store hashed their references
+    before = [m for m in session.messages if m.seq is not None and m.seq == (answer.seq or 0) - 1]
+    previous = before[0].ids.get(HASH_KEY, "") if before else ""
+    if message_hash(previous, answer.role, answer.status, answer.content) != stored:
+        raise ReplayMismatch(f"the recorded answer {answer.seq} in {source!r} no longer matches "
+                             "its hash (it was changed after it was recorded); check it with "
+                             "%claude_session verify")
+    return stored
+
+
 def recorded_turns(session: Session) -> list[tuple[Message, Message]]:
     """The recording's answered turns: each ``ok`` user message with the ``ok`` answer after it."""
     return answered_turns(session.messages)
@@ -67,7 +91,8 @@ class ReplayBackend:
             raise BackendUnavailable("the replay backend needs a recording: "
                                      "Config(replay_source=<session id or exported JSON file>)")
         source = os.fspath(source)
-        turns = recorded_turns(load_recording(source, request))
+        recording = load_recording(source, request)
+        turns = recorded_turns(recording)
         index = request.turn_index
         if index is None:
             index = sum(1 for m in request.history if m.role == "user")
@@ -80,7 +105,11 @@ class ReplayBackend:
             raise ReplayMismatch(
                 f"turn {index + 1} differs from the recording {source!r}: asked "
                 f"{one_line(request.prompt, 60)!r}, recorded {one_line(question.text, 60)!r}")
+        checked = check_recorded(source, recording, answer)
+        ids = {"replayed_from": f"{source}#{answer.seq}"}
+        if checked is not None:
+            ids["replayed_hash"] = checked
         yield from split_words(answer.text)
         yield TurnResult(model=answer.model, stop_reason=answer.stop_reason, offline=True,
-                         ids={"replayed_from": f"{source}#{answer.seq}"},
+                         ids=ids,
                          blocks=None if isinstance(answer.content, str) else answer.content)

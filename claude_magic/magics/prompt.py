@@ -145,6 +145,7 @@ def turn_metadata(response: Response) -> dict[str, Any]:
     return {"claude_magic": {
         "session_id": str(response.session_id),
         "turn": response.turn,
+        "hash": response.ids.get("hash"),  # the answer's chain hash (claude_magic.chain)
         "model": response.model,
         "backend": response.backend,
         "offline": bool(response.offline),
