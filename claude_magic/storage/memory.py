@@ -23,7 +23,9 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._sessions: dict[SessionId, Session] = {}
         self._stats: dict[SessionId, SessionStats] = {}
-        self._epochs: dict[SessionId, int] = {}  # new on create and mark (see Position)
+        #: id -> (the session object, its epoch): new on create and mark (see Position), and
+        #: whenever the id holds another object (a rename moved one there)
+        self._epochs: dict[SessionId, tuple[Session, int]] = {}
         self._assets: dict[str, bytes] = {}  # SHA-256 -> bytes (see _assets.py)
         self._asset_times: dict[str, float] = {}  # SHA-256 -> when last stored
         self._lock = threading.RLock()
@@ -44,7 +46,7 @@ class MemoryStorage:
             self._sessions.pop(stored.id, None)  # re-insert so ties keep insertion order
             self._sessions[stored.id] = stored
             self._stats[stored.id] = stats
-            self._epochs[stored.id] = new_epoch()
+            self._epochs[stored.id] = (stored, new_epoch())
             return stored.copy()
 
     def load(self, session_id: SessionId) -> Session | None:
@@ -59,7 +61,7 @@ class MemoryStorage:
             session = self._sessions.get(session_id)
             if session is None:
                 return None
-            epoch = self._epochs[session_id]
+            epoch = self._epoch(session_id, session)
             partial = since is not None and since.epoch == epoch
             start = since.next if partial else 0
             copy = Session(session.id, session.system_prompt, clone_json(session.metadata),
@@ -67,6 +69,12 @@ class MemoryStorage:
                            [m.copy() for m in session.messages[start:]],
                            clone_json(session.settings))
             return copy, Position(epoch, len(session.messages)), partial
+
+    def _epoch(self, session_id: SessionId, session: Session) -> int:
+        known = self._epochs.get(session_id)
+        if known is None or known[0] is not session:
+            known = self._epochs[session_id] = (session, new_epoch())
+        return known[1]
 
     def exists(self, session_id: SessionId) -> bool:
         return session_id in self._sessions
@@ -101,7 +109,7 @@ class MemoryStorage:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
             session.messages[seq].status = status
             session.messages[seq].error = error
-            self._epochs[session_id] = new_epoch()
+            self._epochs[session_id] = (session, new_epoch())
             session.updated_at = self._clock.now()
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
@@ -111,7 +119,8 @@ class MemoryStorage:
                 return False
             if if_updated_at is not None and session.updated_at != as_utc(if_updated_at):
                 return False
-            del self._sessions[session_id], self._stats[session_id], self._epochs[session_id]
+            del self._sessions[session_id], self._stats[session_id]
+            self._epochs.pop(session_id, None)
             return True
 
     def clear(self) -> int:
