@@ -1,0 +1,143 @@
+"""Search and verify: full-text search over many sessions on SQLite (beside a raw FTS5 query
+on the same database) and on the directory store (a new manager: cold; the same one again:
+warm), and verifying a long session's hash chain beside hashing the same bytes with hashlib.
+
+    python bench/bench_search.py                         # 10,000 sessions x 10 messages
+    python bench/bench_search.py --sessions 500 --runs 3 # a quick run
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sample_sessions import sample_session
+
+from claude_magic.chain import HASH_KEY, canonical, chain, verify_messages
+from claude_magic.manager import SessionManager
+from claude_magic.message import Message
+from claude_magic.search import parse_query
+from claude_magic.session import Session
+from claude_magic.storage._sqlite_fts import fts_query
+
+RARE = ["zephyr", "quokka", "marzipan", "obsidian", "tamarind"]
+QUERIES = ['zephyr', 'quokka marzipan', '"topic 42"', 'obsid*', 'lorem']
+
+
+def hashed(session: Session, i: int) -> Session:
+    """The sample session with a rare word in one message of each, and its chain hashes."""
+    messages = session.messages
+    messages[i % len(messages)].content += f" {RARE[i % len(RARE)]} {RARE[(i // 5) % 5]}"
+    for message, value in zip(messages, chain(messages), strict=True):
+        message.ids[HASH_KEY] = value
+    return session
+
+
+def fill(spec: str, sessions: int, messages: int) -> None:
+    with SessionManager(spec) as manager:
+        for i in range(sessions):
+            manager.import_session(hashed(sample_session(i, messages), i))
+
+
+def median_ms(work: Callable[[], object], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def bench_sqlite(root: Path, sessions: int, messages: int, runs: int) -> list[str]:
+    spec = f"sqlite:///{root}/s.db"
+    fill(spec, sessions, messages)
+    rows = []
+    raw = sqlite3.connect(root / "s.db")
+    with SessionManager(spec) as manager:
+        for query in QUERIES:
+            fts = fts_query(parse_query(query))
+            base = median_ms(lambda fts=fts: raw.execute(
+                "SELECT m.session_id, m.seq FROM messages_fts JOIN messages m "
+                "ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? ORDER BY rank LIMIT 50",
+                (fts,)).fetchall(), runs)
+            ours = median_ms(lambda: manager.search(query), runs)  # noqa: B023
+            ok = ours <= 50 and ours <= 3 * base
+            rows.append(f"| SQLite `{query}` | {ours:.1f} ms | raw FTS5 {base:.1f} ms "
+                        f"({ours / base:.1f}x) | <= 50 ms, <= 3x: {verdict(ok)} |")
+    raw.close()
+    return rows
+
+
+def bench_directory(root: Path, sessions: int, messages: int, runs: int) -> list[str]:
+    spec = str(root / "sessions")
+    fill(spec, sessions, messages)
+    rows = []
+    for query in QUERIES:
+        def cold() -> None:
+            with SessionManager(spec) as fresh:
+                fresh.search(query)  # noqa: B023
+        cold_ms = median_ms(cold, runs)
+        with SessionManager(spec) as manager:
+            manager.search(query)
+            warm_ms = median_ms(lambda: manager.search(query), runs)  # noqa: B023
+        ok = cold_ms <= 1000 and warm_ms <= 150
+        rows.append(f"| directory `{query}` | cold {cold_ms:.0f} ms, warm {warm_ms:.0f} ms | "
+                    f"| <= 1 s cold, <= 150 ms warm: {verdict(ok)} |")
+    return rows
+
+
+def bench_verify(root: Path, count: int, runs: int) -> list[str]:
+    with SessionManager(f"sqlite:///{root}/v.db") as manager:
+        manager.create_session("long").build()
+        session = sample_session(0, count, "long")
+        for message, value in zip(session.messages, chain(session.messages), strict=True):
+            message.ids[HASH_KEY] = value
+        manager.import_session(session, overwrite=True)
+        loaded: list[Message] = manager.resume("long").messages
+        previous = [""] + [m.ids[HASH_KEY] for m in loaded[:-1]]
+        data = [canonical(p, m.role, m.status, m.content) for p, m in zip(previous, loaded,
+                                                                          strict=True)]
+        sha = hashlib.sha256
+        base = median_ms(lambda: [sha(b).hexdigest() for b in data], runs)
+        ours = median_ms(lambda: verify_messages("long", loaded), runs)
+        whole = median_ms(lambda: manager.verify("long"), runs)
+        assert verify_messages("long", loaded).ok
+    return [f"| verify {count:,} messages (chain check) | {ours:.1f} ms | hashlib alone "
+            f"{base:.1f} ms ({ours / base:.2f}x) | <= 2x: {verdict(ours <= 2 * base)} |",
+            f"| manager.verify incl. reading them from SQLite | {whole:.1f} ms | | (context) |"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--verify-messages", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    print(f"{args.sessions:,} sessions x {args.messages} messages; medians of {args.runs} runs\n")
+    print("| | ours | baseline | target |\n|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for row in bench_verify(root, args.verify_messages, args.runs):
+            print(row, flush=True)
+        for row in bench_sqlite(root, args.sessions, args.messages, args.runs):
+            print(row, flush=True)
+        for row in bench_directory(root, args.sessions, args.messages, args.runs):
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
