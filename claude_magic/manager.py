@@ -367,8 +367,9 @@ class SessionManager:
 
         With ``at`` (the ``turn`` the output metadata shows: an answer's seq), the fork holds
         the conversation up to and including that answer. The fork records ``forked_from``
-        (and ``forked_at``) in its metadata; ``metadata`` adds or overrides keys; its own
-        backend conversation ids are left behind, so its first turn starts afresh.
+        (and ``forked_at``) in its metadata; ``metadata`` adds or overrides keys. With ``at``
+        the Claude Code conversation id is left behind (the CLI cannot cut its history): the
+        fork's first ``claude-code`` turn starts a new CLI conversation given the transcript.
         """
         source = self.resume(session_id)
         messages = source.messages if at is None else _up_to(source, at)
