@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SessionExists
 from ..search import Matcher, SearchHit, scan
+from .base import new_epoch
 
 if TYPE_CHECKING:
     from ..session import SessionId
@@ -31,9 +32,12 @@ def set_hashes(store: MemoryStorage, session_id: SessionId, hashes: Mapping[int,
     from ..chain import HASH_KEY
 
     with store._lock:
-        messages = store._get(session_id).messages
+        session = store._get(session_id)
         for seq, value in hashes.items():
-            messages[seq].ids[HASH_KEY] = value
+            session.messages[seq].ids[HASH_KEY] = value
+        epochs = getattr(store, "_epochs", None)
+        if epochs is not None:  # readers of messages since a Position read them all again
+            epochs[session_id] = (session, new_epoch())
 
 
 def search(store: MemoryStorage, matcher: Matcher, limit: int,
