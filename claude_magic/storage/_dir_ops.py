@@ -12,7 +12,6 @@ every message.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import weakref
 from collections.abc import Iterable, Mapping
@@ -77,12 +76,8 @@ def _roll_forward(store: DirectoryStorage) -> None:
 
 def _link_or_copy(store: DirectoryStorage, source: Path, target: Path) -> None:
     """Make ``target`` hold exactly ``source``'s bytes, replacing it atomically."""
-    tmp = str(store.root / f".tmp-{os.urandom(8).hex()}")
-    try:
-        os.link(source, tmp, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
-            raise
+    tmp = store._backup(source)[1]  # a hard link under a temp name, None where refused
+    if tmp is None:
         tmp = stage(store.root, read_file(source))
     try:
         os.replace(tmp, target)
