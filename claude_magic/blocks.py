@@ -283,10 +283,21 @@ def markdown_of(blocks: list[dict[str, Any]],
                                   str(block.get("content") if isinstance(block.get("content"),
                                                                          str) else "")))
         elif kind == "tool_use":
-            parts.append(f"`{block['name']} {main_argument(block['input'])}`")
+            parts.append(_tool_call(block))
         else:
             parts.append(f"*{describe(block)}*")
     return "\n\n".join(part for part in parts if part)
+
+
+def _tool_call(block: Mapping[str, Any]) -> str:
+    """A tool call collapsed: its name and main argument, the whole input inside."""
+    import html
+    import json
+
+    arguments = json.dumps(block.get("input") or {}, ensure_ascii=False, indent=2, default=str)
+    summary = (f"Tool call <code>{html.escape(str(block.get('name')))}</code> "
+               f"{html.escape(main_argument(block.get('input') or {}))}")
+    return _details(summary, f"```json\n{arguments}\n```")
 
 
 def _details(summary: str, body: str) -> str:

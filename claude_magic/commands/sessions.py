@@ -88,7 +88,7 @@ def optional_id_args(p: MagicArgumentParser) -> None:
 
 
 def cmd_show(ctx: Context, args: argparse.Namespace) -> SessionView:
-    return SessionView(ctx.manager.resume(current_id(ctx, args.id)))
+    return SessionView(ctx.manager.resume(current_id(ctx, args.id)), ctx.manager.storage)
 
 
 def meta_args(p: MagicArgumentParser) -> None:

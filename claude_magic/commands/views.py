@@ -41,13 +41,24 @@ class PlainText(MarkdownText):
 
 
 class SessionView(MarkdownText):
-    """``show``: the transcript as Markdown; as JSON, the session of its JSON export."""
+    """``show``: the transcript. In a notebook, Markdown with images inline (from the store's
+    assets, when ``storage`` is given), thinking and tool calls collapsed and compacted
+    messages greyed in a fold; in a terminal (``text``, ``repr``) plain text with one
+    bracketed line per image or collapsed part; as JSON, the session of its JSON export."""
 
-    def __init__(self, session: Session) -> None:
-        from ..export import session_to_markdown
+    def __init__(self, session: Session, storage: Any = None) -> None:
+        from ..export.transcripts import session_to_text
 
-        super().__init__(session_to_markdown(session))
+        super().__init__(session_to_text(session))
         self.session = session
+        self.storage = storage
+
+    def _repr_markdown_(self) -> str:
+        from ..export.transcripts import data_uri, session_to_markdown
+        from ..storage._assets import portable
+
+        session = self.session if self.storage is None else portable(self.storage, self.session)
+        return session_to_markdown(session, data_uri)
 
     def to_json(self) -> Any:
         from ..export import session_to_json

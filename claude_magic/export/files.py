@@ -40,9 +40,7 @@ def export_data(manager: SessionManager, session_id: str, fmt: str) -> Any:
     if fmt in ("csv", "df"):
         frame = messages_dataframe(manager, [session_id])
         return frame if fmt == "df" else frame.to_csv(index=False)
-    from ..storage._assets import portable
-
-    session = portable(manager.storage, manager.resume(session_id))  # images embedded
+    session = _portable(manager, session_id)  # images embedded
     if fmt == "ipynb":
         return session_to_notebook(session)
     return session_to_markdown(session) if fmt == "md" else session_to_json(session)
@@ -63,13 +61,58 @@ def export_session(manager: SessionManager, session_id: str, fmt: str,
     if fmt == "df":
         raise ValueError("format df is a DataFrame in memory; use --format csv to write a file")
     target = _target(path, f"{SessionId(session_id)}.{FORMATS[fmt]}", overwrite)
-    data = export_data(manager, session_id, fmt)
+    if fmt == "md":  # images as files beside it, linked
+        data = session_to_markdown(_portable(manager, session_id), _image_files(target))
+    else:
+        data = export_data(manager, session_id, fmt)
     if fmt == "ipynb":
         import nbformat
 
         data = nbformat.writes(data)
     write_export(target, data.encode("utf-8"))
     return target
+
+
+def _portable(manager: SessionManager, session_id: str) -> Session:
+    """The session with its images and PDFs back as base64 from the store's assets."""
+    from ..storage._assets import portable
+
+    return portable(manager.storage, manager.resume(session_id))
+
+
+def _image_files(target: Path) -> Any:
+    """An ``attach`` for a Markdown export to ``target``: each image written once (atomically)
+    as ``<stem>_files/<sha256>.<ext>`` beside it, linked by its relative path. A link or a
+    file where that folder goes is refused (one line), never written through."""
+    from urllib.parse import quote
+
+    from ..blocks import decode, sha256_of
+    from ..storage._assets import extension
+
+    folder = target.with_name(f"{target.stem}_files")
+
+    def attach(block: dict[str, Any]) -> str | None:
+        source = block.get("source", {})
+        if source.get("type") != "base64":
+            return None
+        data = decode(source["data"])
+        name = f"{sha256_of(data)}.{extension(source['media_type'])}"
+        _real_folder(folder, target)
+        write_export(folder / name, data)
+        return f"{quote(folder.name)}/{name}"
+    return attach
+
+
+def _real_folder(folder: Path, target: Path) -> None:
+    """``folder`` made when missing; a link or a file in its place: ``FileExistsError``."""
+    try:
+        folder.mkdir(mode=0o777, exist_ok=False)
+    except FileExistsError:
+        if folder.is_symlink() or not folder.is_dir():
+            raise FileExistsError(f"cannot export to {target}: {folder} is not a directory (a "
+                                  "link or a file); move it away for the images") from None
+    except OSError as exc:
+        raise _naming(exc, folder) from None
 
 
 def sessions_export(manager: SessionManager, fmt: str,

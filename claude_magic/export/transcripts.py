@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..checks import json_text
@@ -68,8 +69,8 @@ def plural(count: int, noun: str) -> str:
 _ANSWERED_BY = {"echo": "Offline echo (no model)", "replay": "Claude (replayed)"}
 
 
-def message_markdown(message: Message, attach: Any = None) -> str:
-    """One message as Markdown: a byline, a visible warning if it failed, then its text."""
+def byline(message: Message) -> str:
+    """Who wrote a message, with its model, time, tokens and cost (Markdown)."""
     who = "You" if message.role == "user" else _ANSWERED_BY.get(message.backend or "", "Claude")
     parts = [f"**{who}**"]
     if message.model and message.role == "assistant":
@@ -80,7 +81,12 @@ def message_markdown(message: Message, attach: Any = None) -> str:
         parts.append(f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens")
     if message.cost_usd:
         parts.append(f"${message.cost_usd:.4f}")
-    lines = [" · ".join(parts)]
+    return " · ".join(parts)
+
+
+def message_markdown(message: Message, attach: Any = None) -> str:
+    """One message as Markdown: a byline, a visible warning if it failed, then its text."""
+    lines = [byline(message)]
     if message.status == "error":
         lines += ["", f"> ⚠️ **FAILED** — this turn failed: {message.error or 'unknown error'}"]
     elif message.status == "incomplete":
@@ -113,12 +119,16 @@ def session_to_notebook(session: Session) -> NotebookNode:
     nb.metadata["claude_magic"] = _notebook_metadata(session)
     nb.cells.append(v4.new_markdown_cell(session_header_markdown(session),
                                          metadata={"claude_magic": {"kind": "header"}}))
+    compacted = compacted_seqs(session.messages)
     for m in session.messages:
         meta = {"kind": "message", "role": m.role, "seq": m.seq, "status": m.status,
                 "model": m.model, "created_at": format_time(m.created_at)}
         attachments: dict[str, Any] = {}
-        cell = v4.new_markdown_cell(message_markdown(m, _attacher(attachments)),
-                                    metadata={"claude_magic": meta})
+        source = message_markdown(m, _attacher(attachments))
+        if m.seq in compacted:  # greyed and collapsed, as in show and the panel
+            meta["compacted"] = True
+            source = compacted_fold([source])
+        cell = v4.new_markdown_cell(source, metadata={"claude_magic": meta})
         if attachments:  # images of the message, as nbformat attachments
             cell.attachments = attachments
         nb.cells.append(cell)
@@ -138,10 +148,92 @@ def _attacher(attachments: dict[str, Any]) -> Any:
     return attach
 
 
-def session_to_markdown(session: Session) -> str:
-    """The whole conversation as one Markdown document."""
-    pieces = [session_header_markdown(session)] + [message_markdown(m) for m in session.messages]
+Attach = Callable[[dict[str, Any]], "str | None"]
+
+
+def compacted_seqs(messages: Sequence[Message]) -> set[int]:
+    from ..compaction import compacted_seqs as seqs
+
+    return seqs(messages)
+
+
+def compacted_fold(parts: Sequence[str]) -> str:
+    """Compacted messages (rendered) in one collapsed, greyed part naming how many."""
+    body = "\n\n---\n\n".join(parts)
+    return (f"<details><summary>{plural(len(parts), 'compacted message')} (a summary "
+            "replaces them in later requests)</summary>\n\n"
+            f'<div style="opacity: 0.6; color: gray">\n\n{body}\n\n</div>\n\n</details>')
+
+
+def folded_markdown(messages: Sequence[Message], attach: Attach | None = None) -> list[str]:
+    """Each message as Markdown, each run of compacted messages folded into one part."""
+    compacted = compacted_seqs(messages)
+    pieces: list[str] = []
+    run: list[str] = []
+    for message in messages:
+        if message.seq in compacted:
+            run.append(message_markdown(message, attach))
+            continue
+        if run:
+            pieces.append(compacted_fold(run))
+            run = []
+        pieces.append(message_markdown(message, attach))
+    return pieces + ([compacted_fold(run)] if run else [])
+
+
+def data_uri(block: dict[str, Any]) -> str | None:
+    """A base64 image block's ``data:`` URI (an ``attach``: the image inline)."""
+    source = block.get("source", {})
+    if source.get("type") != "base64":
+        return None
+    return f"data:{source['media_type']};base64,{source['data']}"
+
+
+def session_to_markdown(session: Session, attach: Attach | None = None) -> str:
+    """The whole conversation as one Markdown document; ``attach`` gives an image block its
+    URL (a file beside the export, a ``data:`` URI), else images are described. Compacted
+    messages are folded, collapsed and greyed."""
+    pieces = [session_header_markdown(session), *folded_markdown(session.messages, attach)]
     return "\n\n---\n\n".join(pieces) + "\n"
+
+
+def message_text(message: Message) -> str:
+    """One message as plain text (a terminal): a byline, its status, its text, and one
+    bracketed line for each image, document, thinking or tool block (collapsed)."""
+    from ..blocks import describe
+
+    lines = [byline(message).replace("**", "").replace("`", "")]
+    if message.status != "ok":
+        lines.append(f"  [{message.status.upper()}] {message.error or ''}".rstrip())
+    blocks = [message.content] if isinstance(message.content, str) else [
+        b["text"] if b["type"] == "text" else describe(b) for b in message.content]
+    lines += ["", "\n".join(b for b in blocks if b) or "(empty)"]
+    return "\n".join(lines)
+
+
+def session_to_text(session: Session) -> str:
+    """The transcript as plain text; each run of compacted messages is one line naming how
+    many (they are folded away, as in the Markdown)."""
+    header = session_header_markdown(session).split("\n")
+    lines = [header[0].lstrip("# ").replace("`", "")] + [
+        line.strip("|").replace(" | ", ": ").replace("`", "").strip() for line in header[4:]
+        if line.startswith("|")]
+    if session.system_prompt:
+        lines.append(f"System prompt: {session.system_prompt}")
+    pieces = ["\n".join(lines)]
+    compacted = compacted_seqs(session.messages)
+    folded = 0
+    for message in [*session.messages, None]:
+        if message is not None and message.seq in compacted:
+            folded += 1
+            continue
+        if folded:
+            pieces.append(f"[{plural(folded, 'compacted message')} folded: a summary replaces "
+                          "them in later requests]")
+            folded = 0
+        if message is not None:
+            pieces.append(message_text(message))
+    return "\n\n".join(pieces) + "\n"
 
 
 def session_to_json(session: Session) -> str:
