@@ -12,8 +12,9 @@ settings) is read anew every turn. A store without ``load_since`` is read whole 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .backends.caching import Prebuilt, sent_message
 from .compaction import Turn, is_summary, visible_turns
 from .errors import SessionNotFound
 from .message import Message, answered_turns
@@ -28,7 +29,8 @@ class SessionHistory:
     """One session as a turn needs it: ``session`` (header and every message, oldest first),
     ``turns`` (the answered turns a model sees, echo's left out), ``answered`` (how many
     answered turns it has stored, compacted ones included) and ``spent`` (its recorded cost).
-    Shared with the cache: read, never change."""
+    The turns' messages are also kept flat with their request dicts (:meth:`request_history`),
+    each built once. Shared with the cache: read, never change."""
 
     def __init__(self, session: Session, position: Position | None) -> None:
         self.session = session
@@ -38,7 +40,24 @@ class SessionHistory:
         self.answered = 0
         self._question: Message | None = None  # an ok question still waiting for its answer
         self._summary = False  # compacted: the turns are worked out from every message
+        self._flat: list[Message] = []  # flatten(turns), with each message's request dict
+        self._built: list[dict[str, Any] | None] = []
+        self._unbuilt: list[int] = []
         self._add(session.messages)
+
+    def request_history(self) -> Prebuilt:
+        """The history a request carries (``flatten(turns)``), its dicts built ahead."""
+        return Prebuilt(self._flat, self._built, self._unbuilt)
+
+    def _keep(self, turns: list[Turn]) -> None:
+        """Append ``turns``' messages and their request dicts to the flat history."""
+        for turn in turns:
+            for message in turn:
+                sent = sent_message(message)
+                if sent is None:
+                    self._unbuilt.append(len(self._flat))
+                self._flat.append(message)
+                self._built.append(sent)
 
     def extend(self, session: Session, position: Position | None) -> None:
         """Take the header of ``session`` and append its messages (the new ones)."""
@@ -57,7 +76,10 @@ class SessionHistory:
             messages = self.session.messages
             self.answered = len(answered_turns(messages))
             self.turns = [t for t in visible_turns(messages) if t[1].backend != "echo"]
+            self._flat, self._built, self._unbuilt = [], [], []
+            self._keep(self.turns)
             return
+        kept = len(self.turns)
         question = self._question  # answered_turns(), carried on from where it stopped
         for message in new:
             if message.status != "ok":
@@ -70,6 +92,7 @@ class SessionHistory:
                     self.turns.append((question, message))
                 question = None
         self._question = question
+        self._keep(self.turns[kept:])
 
 
 class HistoryCache:

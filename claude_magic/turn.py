@@ -20,7 +20,7 @@ from .backends import TurnRequest, TurnResult
 from .backends.base import Aside, one_line
 from .compaction import Turn, flatten, visible_turns
 from .errors import BackendError, BudgetExceeded, ClaudeMagicError, ContextWindowExceeded
-from .message import Message, Usage, answered_turns
+from .message import Message, Usage
 from .window import WARN_FRACTION, ContextReport, estimate, truncate, window_of
 
 if TYPE_CHECKING:
@@ -169,7 +169,8 @@ class _Turn:
             self.turns = list(history.turns) if history is not None else []
         return name, TurnRequest(
             prompt=query.text,
-            history=flatten(self.turns),
+            history=(history.request_history() if history is not None and self.compaction is None
+                     else flatten(self.turns)),
             system=system,
             model=overrides.get("model") or settings.get("model") or config.model,
             max_tokens=int(overrides.get("max_tokens") or settings.get("max_tokens")

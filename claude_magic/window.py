@@ -44,7 +44,9 @@ def message_tokens(message: Message) -> int:
 
 def reported_prefix(history: Sequence[Message]) -> int | None:
     """Tokens of ``history`` as the last answer's usage reports them, when that answer ends
-    the history and was given on this very prefix (not a summary, none after it)."""
+    the history and was given on this very prefix (not a summary, none after it). A history
+    as a model sees it has its summary turn first (:func:`~claude_magic.compaction.
+    visible_turns`): only that turn is looked at, so this is O(1)."""
     if not history or history[-1].role != "assistant" or is_summary(history[-1]):
         return None
     last = history[-1]
@@ -52,7 +54,7 @@ def reported_prefix(history: Sequence[Message]) -> int | None:
     sent = usage.input_tokens + usage.cache_creation_input_tokens + usage.cache_read_input_tokens
     if sent == 0:
         return None
-    summary = next((m for m in history if is_summary(m)), None)
+    summary = next((m for m in history[:2] if is_summary(m)), None)
     if summary is not None and (last.seq or 0) < (summary.seq or 0):
         return None  # answered before the compaction: its prefix was longer
     return sent + usage.output_tokens

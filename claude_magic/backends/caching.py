@@ -62,15 +62,44 @@ def history_content(message: Message, content: Content) -> Content:
     return kept or message.text
 
 
+class Prebuilt(list):  # type: ignore[type-arg]
+    """A history (a list of Messages) carrying its text messages' request dicts, built when
+    they were first read (kept between turns by :mod:`claude_magic.history`), so a request
+    costs O(new messages): ``built[i]`` is message ``i``'s dict, or None for the indices in
+    ``unbuilt``, built per request (content blocks: their assets are expanded, never kept)."""
+
+    __slots__ = ("built", "unbuilt")
+
+    def __init__(self, messages: Sequence[Message], built: list[dict[str, Any] | None],
+                 unbuilt: list[int]) -> None:
+        super().__init__(messages)
+        self.built, self.unbuilt = built, unbuilt
+
+
+def sent_message(message: Message) -> dict[str, Any] | None:
+    """``message`` as the request carries it, when that needs no asset (text); else None."""
+    content = message.content
+    return {"role": message.role, "content": content} if type(content) is str else None
+
+
 def build_messages(history: Sequence[Message], prompt: str, ttl: str | None,
                    content: list[dict[str, Any]] | None = None,
                    expand: Callable[[Message], Content] | None = None) -> list[dict[str, Any]]:
     """The ``messages`` list: history then the prompt (``content`` blocks when it has more
     than text), its last block marked for the cache. ``expand`` gives a stored message's
-    content with its assets back as base64."""
-    messages: list[dict[str, Any]] = [
-        {"role": m.role, "content": history_content(m, expand(m) if expand else m.content)}
-        for m in history]
+    content with its assets back as base64. A :class:`Prebuilt` history's dicts are reused
+    (shared between requests: never changed)."""
+    built = history.built if isinstance(history, Prebuilt) else None
+    if built is not None and len(built) == len(history):
+        messages: list[dict[str, Any]] = list(built)  # type: ignore[arg-type]
+        for index in history.unbuilt:  # type: ignore[union-attr]
+            m = history[index]
+            messages[index] = {"role": m.role,
+                               "content": history_content(m, expand(m) if expand else m.content)}
+    else:
+        messages = [{"role": m.role,
+                     "content": history_content(m, expand(m) if expand else m.content)}
+                    for m in history]
     control = cache_control(ttl)
     blocks = [dict(b) for b in content] if content else None
     if control is None:
