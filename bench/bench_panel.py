@@ -38,8 +38,8 @@ from sample_sessions import sample_session
 
 from claude_magic.export import to_dataframe
 from claude_magic.manager import SessionManager
-from claude_magic.storage import StorageBackend
 from claude_magic.panel import SessionPanel
+from claude_magic.storage import StorageBackend
 
 PANEL_MS, FILTER_MS, FRAME_RATIO = 300.0, 50.0, 2.0
 
