@@ -56,6 +56,7 @@ _CSS = """<style>
 .cm-panel .cm-hit {box-shadow: inset 3px 0 0 var(--jp-brand-color1);
   background: var(--jp-layout-color2);}
 .cm-panel .cm-compacted {opacity: .6;}
+.cm-panel .cm-transcript > *, .cm-panel .cm-turn > *, .cm-panel .cm-hits > * {flex: none;}
 .cm-panel .cm-transcript img {max-width: 100%; height: auto;}
 .cm-panel .cm-hits {max-height: 260px; overflow: hidden auto;}
 .cm-panel .cm-hit-text {font-size: var(--jp-ui-font-size1); white-space: normal;}
@@ -363,7 +364,7 @@ class SessionPanel(w.VBox):
         """Run an action; its result or its error (one line) goes to the status bar."""
         try:
             self.say(action())
-        except (ClaudeMagicError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # a click has no caller to raise to: one line, always
             self.say(f"{type(exc).__name__}: {exc}".replace("\n", " "), error=True)
 
     def switch(self, session_id: str | None) -> None:

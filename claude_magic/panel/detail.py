@@ -27,7 +27,7 @@ def _button(text: str, cls: str, **kw: Any) -> w.Button:
 
 def _markdown(text: str, cls: str) -> w.Output:
     """An output area showing ``text`` as Markdown (rendered by JupyterLab)."""
-    out = w.Output(layout=w.Layout(overflow="hidden"))
+    out = w.Output(layout=w.Layout(flex="none"))
     out.outputs = ({"output_type": "display_data", "metadata": {},
                     "data": {"text/markdown": text, "text/plain": text}},)
     out.add_class(cls)
@@ -55,10 +55,11 @@ class TurnBox(w.VBox):
                                      disabled=turn.branch_at is None,
                                      tooltip="a new session with the conversation up to "
                                      "this answer; switch to it",
-                                     layout=w.Layout(width="auto"))
+                                     layout=w.Layout(width="auto", align_self="flex-start"))
         self.branch_button.on_click(
             lambda _: panel.run(lambda: panel.branch(session_id, turn.branch_at)))
-        super().__init__([_markdown(self.markdown, "cm-turn-text"), self.branch_button])
+        super().__init__([_markdown(self.markdown, "cm-turn-text"), self.branch_button],
+                         layout=w.Layout(flex="none"))
         self.add_class("cm-turn")
         if hit:
             self.add_class("cm-hit")

@@ -4,7 +4,10 @@ A notebook written by the test loads the extension, fills a directory store and 
 panel with ``%claude_session panel``. The test sees the rows, clicks *switch* and reads the
 kernel's current session back from a cell's output, deletes a session through the
 confirmation and checks the store's folder, watches a session created by a later cell appear
-without a refresh, checks text contrast in the light and the dark theme, and saves screenshots.
+without a refresh, searches the transcripts and opens a hit at its turn, renames and branches
+from the detail view, checks the table fits at 1,400 px and the empty state, replaces the panel
+by a newer one and reloads the page, checks text contrast in the light and the dark theme, and
+saves screenshots (``CLAUDE_MAGIC_SCREENSHOTS=dir`` keeps them there).
 It fails (never skips) when JupyterLab or the browser cannot start.
 """
 
@@ -65,6 +68,7 @@ CELLS = [
     'print("CURRENT=" + str(get_magics().workspace.current))',
     'manager.create_session("s-late").with_metadata("project", "late").build()\n'
     'print("LATE-DONE")',
+    "%claude_session panel",  # a newer panel replaces the first one
 ]
 
 # WCAG contrast of an element's text against the first opaque background behind it.
@@ -199,7 +203,7 @@ def browser_page(lab: Lab) -> Iterator[Any]:
         except Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             pytest.fail(f"Chromium ({CHROMIUM}) could not start: {first}", pytrace=False)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.set_default_timeout(UI_TIMEOUT)
         try:
             yield page
@@ -271,7 +275,9 @@ def test_panel_in_jupyterlab(lab: Lab, browser_page: Any, tmp_path: Path) -> Non
     header = page.locator(".cm-panel .cm-header").inner_text()
     assert "project" in header and "tokens in / out" in header, header
     assert "123 / 33" in rows.nth(0).inner_text()  # s-delta: i = 3
-    page.screenshot(path=str(tmp_path / "panel-light.png"), full_page=True)
+    shots = Path(os.environ.get("CLAUDE_MAGIC_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "panel-light.png"), full_page=True)
 
     # switch: the kernel's current session changes, and the row is marked
     switch = page.locator('.cm-panel .cm-switch[title="switch to s-beta"]')
@@ -297,7 +303,7 @@ def test_panel_in_jupyterlab(lab: Lab, browser_page: Any, tmp_path: Path) -> Non
     assert "Delete session s-gamma and its 2 messages?" in page.locator(
         ".cm-panel .cm-confirm").inner_text()
     assert (lab.store / "s-gamma.json").exists(), "deleted before the confirmation"
-    page.screenshot(path=str(tmp_path / "panel-confirm.png"), full_page=True)
+    page.screenshot(path=str(shots / "panel-confirm.png"), full_page=True)
     confirm.click()
     _step("s-gamma's row to go (3 rows left)", lambda: page.wait_for_function(
         "document.querySelectorAll('.cm-panel .cm-row').length === 3 && "
@@ -318,6 +324,9 @@ def test_panel_in_jupyterlab(lab: Lab, browser_page: Any, tmp_path: Path) -> Non
         ".some((e) => e.innerText === 's-late')"))
     assert _ids_shown(page)[0] == "s-late"
 
+    _search_rename_branch(page, lab, shots)
+    _fits_and_empty_state(page)
+
     # readable in both themes: text contrast of the table cells (WCAG AA: 4.5)
     light = _contrast(page)
     assert light["ratio"] >= 4.5, f"light theme contrast {light}"
@@ -325,7 +334,89 @@ def test_panel_in_jupyterlab(lab: Lab, browser_page: Any, tmp_path: Path) -> Non
     dark = _contrast(page)
     assert dark["background"] < 0.2, f"the dark theme did not apply: {dark}"
     assert dark["ratio"] >= 4.5, f"dark theme contrast {dark}"
-    page.screenshot(path=str(tmp_path / "panel-dark.png"), full_page=True)
-    print(f"screenshots: {tmp_path}/panel-light.png, panel-confirm.png, panel-dark.png")
-    assert re.search(r"page 1 of 1 · 4 of 4 sessions",
-                     page.locator(".cm-panel .cm-page").inner_text())
+    page.screenshot(path=str(shots / "panel-dark.png"), full_page=True)
+    assert re.search(r"page 1 of 1 · 5 of 5 sessions",
+                     page.locator(".cm-panel .cm-page").first.inner_text())
+    _replaced_panel_survives_a_reload(page, shots)
+    print(f"screenshots: {shots}/panel-light.png, panel-confirm.png, panel-search.png, "
+          "panel-branch.png, panel-dark.png, panel-reloaded.png")
+
+
+def _search_rename_branch(page: Any, lab: Lab, shots: Path) -> None:
+    """Search, open a hit at its turn, rename the session, branch at its first answer."""
+    box = page.locator(".cm-panel .cm-search input")
+    _step("the search box", lambda: box.fill("Answer"))
+    box.press("Enter")
+    hit = page.locator(".cm-panel .cm-hit-row").filter(has_text="s-alpha")
+    _step("a hit in s-alpha", lambda: hit.first.wait_for())
+    assert "<mark>" not in hit.first.inner_text()  # the mark is rendered, not shown as text
+    assert page.locator(".cm-panel .cm-hit-row mark").first.inner_text() == "Answer"
+    hit.first.locator(".cm-hit-open").click()
+    marked = page.locator(".cm-panel .cm-turn.cm-hit")
+    _step("s-alpha opened at the hit's turn", lambda: marked.filter(
+        has_text="Answer for s-alpha").wait_for())
+    assert page.locator(".cm-panel .cm-row.cm-opened .cm-c-id").inner_text() == "s-alpha"
+    page.screenshot(path=str(shots / "panel-search.png"), full_page=True)
+
+    _step("the new-name box",
+          lambda: page.locator(".cm-panel .cm-new-name input").fill("alpha-notes"))
+    page.locator(".cm-panel .cm-rename").click()
+    _step("the renamed row", lambda: page.wait_for_function(
+        "[...document.querySelectorAll('.cm-panel .cm-row .cm-c-id')]"
+        ".some((e) => e.innerText === 'alpha-notes')"))
+    assert (lab.store / "alpha-notes.json").exists()
+    assert not (lab.store / "s-alpha.json").exists()
+
+    status = page.locator(".cm-panel .cm-status")
+    _step("the rename's status line", lambda: status.filter(has_text="alpha-notes").wait_for())
+    assert "Renamed session s-alpha to alpha-notes." in status.inner_text()
+    page.locator(".cm-panel .cm-branch-here").first.click()
+    _step("the branch to become current", lambda: page.wait_for_function(
+        "(document.querySelector('.cm-panel .cm-row.cm-current .cm-c-id') || {})"
+        ".innerText === 'alpha-notes-branch'"))
+    _step("the branch's status line", lambda: page.locator(".cm-panel .cm-status").filter(
+        has_text="Branched session alpha-notes at turn 1 into alpha-notes-branch").wait_for())
+    assert (lab.store / "alpha-notes-branch.json").exists()
+    page.screenshot(path=str(shots / "panel-branch.png"), full_page=True)
+
+
+def _fits_and_empty_state(page: Any) -> None:
+    """At 1,400 px the table stays inside the output (it scrolls); no match keeps the header."""
+    bounds = page.locator(".cm-panel .cm-table").evaluate(
+        "(t) => { const o = t.closest('.jp-OutputArea-output').getBoundingClientRect();"
+        " const r = t.getBoundingClientRect();"
+        " return {right: r.right, outer: o.right, scroll: t.scrollWidth, client: t.clientWidth}; }")
+    assert bounds["right"] <= bounds["outer"] + 1, f"the table is cut off: {bounds}"
+    header = page.locator(".cm-panel .cm-header")
+    before = header.bounding_box()
+    page.locator(".cm-panel .cm-filter input").fill("no-such-session")
+    page.locator(".cm-panel .cm-filter input").press("Enter")
+    empty = page.locator(".cm-panel .cm-empty").filter(has_text="No sessions match")
+    _step("the empty state", lambda: empty.wait_for(state="visible"))
+    after = header.bounding_box()
+    assert abs(after["x"] - before["x"]) < 1, (before, after)  # the header did not shift
+    assert page.locator(".cm-panel .cm-status").inner_text().strip() == ""  # old line gone
+    page.locator(".cm-panel .cm-filter input").fill("")
+    page.locator(".cm-panel .cm-filter input").press("Enter")
+    _step("the rows back", lambda: empty.wait_for(state="hidden"))
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # keys to the app
+
+
+def _replaced_panel_survives_a_reload(page: Any, shots: Path) -> None:
+    """A newer panel replaces the first; after saving and reloading, the old output shows a
+    line, not "Error displaying widget: model not found"."""
+    _run_cell(page, 4, "Claude sessions")
+    _step("the old panel's note", lambda: page.locator(".cm-closed").wait_for())
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1500)
+    page.reload()
+    _step("the status bar after the reload", lambda: page.wait_for_function(
+        "(document.querySelector('#jp-main-statusbar') || {innerText: ''})"
+        ".innerText.includes('(ipykernel) | Idle')"))
+    _step("both outputs rendered again", lambda: page.locator(".cm-closed").wait_for())
+    _step("the new panel rendered again", lambda: page.locator(".cm-panel .cm-row").first
+          .wait_for())
+    page.wait_for_timeout(1000)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "model not found" not in text, text[-2000:]
+    page.screenshot(path=str(shots / "panel-reloaded.png"), full_page=True)
