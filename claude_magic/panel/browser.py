@@ -181,11 +181,13 @@ class SessionPanel(w.VBox):
         self.new_id = _classed(w.Text(placeholder="new id (optional)",
                                       layout=w.Layout(width="160px")), "cm-new-id")
         self.new_button = _classed(w.Button(
-            description="new", icon="plus", tooltip="create a session and switch to it"),
+            description="new", icon="plus", tooltip="create a session and switch to it",
+            layout=w.Layout(width="80px")),
             "cm-new")
         self.refresh_button = _classed(w.Button(
             description="refresh", icon="refresh",
-            tooltip="re-read the store (changes made by other processes)"), "cm-refresh")
+            tooltip="re-read the store (changes made by other processes)",
+            layout=w.Layout(width="100px")), "cm-refresh")
         self.status = _classed(w.HTML(), "cm-status")
         self._header = _classed(w.HTML(), "cm-header")
         self._head = (w.HTML(), w.HTML(), self._header)  # the header row: above the buttons
