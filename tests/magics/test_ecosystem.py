@@ -16,9 +16,9 @@ import pytest
 from claude_magic import SessionManager
 from claude_magic.magics import get_magics
 from claude_magic.message import Message, Usage
+from claude_magic.panel.rows import cell_text
 from claude_magic.testing.fake_server import FakeMessagesServer
 from claude_magic.testing.shell import TestingShell
-from claude_magic.panel.rows import cell_text
 
 
 def cell(shell: TestingShell, line: str, body: str) -> object:
