@@ -84,6 +84,18 @@ def _some(ids: list[SessionId]) -> str:
     return f"{len(ids)} session{'' if len(ids) == 1 else 's'} ({shown})"
 
 
+def _missing_hashes(messages: list[Message], start: int, *,
+                    rewrite: bool = False) -> dict[int, str]:
+    """The hashes, by seq, that messages from seq ``start`` (or from the first one without a
+    hash, if earlier) should carry and do not (``rewrite``: every one from there)."""
+    first = next((i for i, m in enumerate(messages)
+                  if HASH_KEY not in m.ids or (m.seq or 0) >= start), len(messages))
+    previous = messages[first - 1].ids.get(HASH_KEY, "") if first else ""
+    rest = messages[first:]
+    return {m.seq or 0: h for m, h in zip(rest, chain(rest, previous), strict=True)
+            if rewrite or m.ids.get(HASH_KEY) != h}
+
+
 def _up_to(session: Session, at: int) -> list[Message]:
     """The messages up to and including answer ``at``; ValueError naming the answers."""
     messages = session.messages
@@ -129,8 +141,8 @@ class SessionManager:
         self.storage: Storage = open_storage(storage)
         self._listeners: list[Listener] = []
         self._unsubscribe: Callable[[], None] | None = None
-        #: session -> (messages, updated_at, last hash) after this manager's last append
-        self._tips: dict[SessionId, tuple[int, datetime, str]] = {}
+        #: session -> (message count, updated_at, next seq, last hash) after this manager's append
+        self._tips: dict[SessionId, tuple[int, datetime, int, str]] = {}
 
     @classmethod
     def with_storage(cls, backend: Storage | StorageBackend | str | os.PathLike[str]
@@ -273,56 +285,86 @@ class SessionManager:
         if not isinstance(message, Message):
             raise TypeError(f"append takes a Message, got {type(message).__name__}")
         sid = SessionId(session_id)
-        message = store_assets(self.storage, message)
-        count, previous = self._chain_tip(sid)
-        message = message.copy()
+        message = store_assets(self.storage, message).copy()
+        following, previous, pending = self._chain_tip(sid)
         message.ids[HASH_KEY] = message_hash(previous, message.role, message.status,
                                              message.content)
         stored = self.storage.append(sid, message)
-        if stored.seq != count:  # another writer appended meanwhile: re-link from there
-            self._rehash(sid, count)
-            stored = self.resume(sid).messages[stored.seq]
-        summary = self.storage.summary(sid)
-        if summary is not None:
-            self._tips[sid] = (stored.seq + 1, summary.updated_at, stored.ids[HASH_KEY])
+        self._after_append(sid, stored, following, pending)
         self._changed("appended", session_id)
         return stored
 
-    def _chain_tip(self, session_id: SessionId) -> tuple[int, str]:
-        """How many messages the session holds and the last one's hash; messages stored
-        before hashes existed get theirs now (the migration: nothing else changes)."""
+    def _chain_tip(self, session_id: SessionId) -> tuple[int, str, dict[int, str]]:
+        """The seq the next message should get, the hash it follows, and the hashes of
+        messages stored before hashes existed (written after the append: the migration)."""
         summary = self.storage.summary(session_id)
         if summary is None:
             raise SessionNotFound(str(session_id))
         cached = self._tips.get(session_id)
         if cached is not None and cached[:2] == (summary.stats.message_count, summary.updated_at):
-            return cached[0], cached[2]  # nothing written since this manager's last append
+            return cached[2], cached[3], {}  # nothing written since this manager's append
+        tip = store_op(self.storage, "chain_tip")  # the newest message alone: O(1)
+        found = tip(session_id) if tip is not None else None
+        if found is not None:  # it carries a hash, so every message before it does too
+            return found[0], found[1], {}
         messages = self.resume(session_id).messages
-        if messages and any(HASH_KEY not in m.ids for m in messages):
-            self._rehash(session_id, 0, messages)
-            messages = self.resume(session_id).messages
-        return len(messages), messages[-1].ids.get(HASH_KEY, "") if messages else ""
+        pending = _missing_hashes(messages, len(messages))
+        last = messages[-1] if messages else None
+        previous = "" if last is None else pending.get(last.seq, last.ids.get(HASH_KEY, ""))
+        return (0 if last is None else (last.seq or 0) + 1), previous, pending
 
-    def _rehash(self, session_id: SessionId, start: int,
-                messages: list[Message] | None = None) -> None:
-        """Write the chain hashes of message ``start`` and every later one."""
-        messages = self.resume(session_id).messages if messages is None else messages
-        previous = messages[start - 1].ids.get(HASH_KEY, "") if start else ""
-        hashes = dict(zip((m.seq for m in messages[start:]), chain(messages[start:], previous),
-                          strict=True))
-        changed = {seq: h for seq, h in hashes.items() if messages[seq].ids.get(HASH_KEY) != h}
-        set_hashes = store_op(self.storage, "set_hashes")
-        if changed and set_hashes is not None:
-            set_hashes(session_id, changed)
+    def _after_append(self, session_id: SessionId, stored: Message, following: int,
+                      pending: dict[int, str]) -> None:
+        """After the append committed: write the older messages' hashes, re-link if another
+        writer appended meanwhile. Never raises: what fails here, the next write redoes."""
         self._tips.pop(session_id, None)
+        try:
+            if stored.seq != following:  # another writer got in between
+                self._rehash(session_id, following)
+            elif pending:
+                self._write_hashes(session_id, pending)
+        except ClaudeMagicError as exc:
+            warnings.warn(f"claude_magic stored the message but not yet every hash of "
+                          f"session {str(session_id)!r} ({exc}); the next write adds them",
+                          stacklevel=3)
+            return
+        with contextlib.suppress(ClaudeMagicError):  # only a cache: the next append reads
+            summary = self.storage.summary(session_id)
+            if summary is not None and stored.seq == following:
+                self._tips[session_id] = (summary.stats.message_count, summary.updated_at,
+                                          (stored.seq or 0) + 1, stored.ids[HASH_KEY])
+
+    def _write_hashes(self, session_id: SessionId, hashes: dict[int, str],
+                      mark: tuple[int, Status, str | None] | None = None) -> bool:
+        """Store hashes (and a mark) in one write; False when the store cannot."""
+        set_hashes = store_op(self.storage, "set_hashes")
+        if set_hashes is None:
+            return False
+        set_hashes(session_id, hashes, mark)
+        return True
+
+    def _rehash(self, session_id: SessionId, start: int) -> None:
+        """Write the chain hashes of message ``start`` and every later one."""
+        changed = _missing_hashes(self.resume(session_id).messages, start)
+        if changed:
+            self._write_hashes(session_id, changed)
 
     def mark(self, session_id: str, seq: int, status: Status, error: str | None = None) -> None:
         """Set a stored message's status (``ok``, ``error``, ``incomplete``) and error text;
-        the marked message and every later one are re-hashed (the chain covers statuses)."""
+        the marked message and every later one are re-hashed in the same write (the chain
+        covers statuses)."""
         check_status(status)
         check_text(error, "message error", optional=True)
-        self.storage.mark(SessionId(session_id), seq, status, error)
-        self._rehash(SessionId(session_id), seq)
+        sid = SessionId(session_id)
+        messages = [m.copy() for m in self.resume(sid).messages]
+        for message in messages:
+            if message.seq == seq:
+                message.status, message.error = status, error
+        hashes = _missing_hashes(messages, seq, rewrite=True)
+        if not any(m.seq == seq for m in messages) or not self._write_hashes(
+                sid, hashes, (seq, status, error)):
+            self.storage.mark(sid, seq, status, error)  # IndexError for a missing message
+        self._tips.pop(sid, None)
         self._changed("marked", session_id)
 
     def verify(self, session_id: str) -> VerifyReport:

@@ -99,23 +99,34 @@ def rename(store: DirectoryStorage, old: SessionId, new: SessionId, overwrite: b
         _roll_forward(store)
 
 
-def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[int, str]) -> None:
-    """Write ``ids["hash"]`` of the given messages (other lines kept byte for byte)."""
+def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[int, str],
+               mark: tuple[int, str, str | None] | None = None) -> None:
+    """Write ``ids["hash"]`` of the given messages (and, with ``mark``, a message's status
+    and error) in one change; other lines are kept byte for byte."""
     from ..chain import HASH_KEY
 
     path = store._messages_path(session_id)
     with store._locked(), store._os_errors(f"hash messages of {str(session_id)!r}", path):
         session, stats, _ = store._read_header(session_id)
         lines = store._read_lines(session_id).split(b"\n")
-        for index, line in enumerate(lines[:-1]):
+        found = False
+        for index, line in enumerate(lines[:-1]):  # complete lines only
             try:
                 doc = loads(line)
             except ValueError:
                 continue
             seq = doc.get("seq") if isinstance(doc, dict) else None
-            if type(seq) is int and seq in hashes:
+            if type(seq) is not int or (seq not in hashes and (mark is None or seq != mark[0])):
+                continue
+            if mark is not None and seq == mark[0]:
+                doc["status"], doc["error"], found = mark[1], mark[2], True
+            if seq in hashes:
                 doc["ids"] = {**(doc.get("ids") or {}), HASH_KEY: hashes[seq]}
-                lines[index] = dumps(doc)
+            lines[index] = dumps(doc)
+        if mark is not None:
+            if not found:
+                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+            session.updated_at = store._clock.now()
         header_path = store._header_path(session_id)
         store._replace_all([(path, b"\n".join(lines)),
                             (header_path, header_bytes(session, stats, new_epoch()))])

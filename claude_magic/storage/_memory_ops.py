@@ -10,6 +10,7 @@ from ..search import Matcher, SearchHit, scan
 from .base import new_epoch
 
 if TYPE_CHECKING:
+    from ..message import Status
     from ..session import SessionId
     from .memory import MemoryStorage
 
@@ -28,13 +29,21 @@ def rename(store: MemoryStorage, old: SessionId, new: SessionId, overwrite: bool
         store._stats[new] = stats
 
 
-def set_hashes(store: MemoryStorage, session_id: SessionId, hashes: Mapping[int, str]) -> None:
+def set_hashes(store: MemoryStorage, session_id: SessionId, hashes: Mapping[int, str],
+               mark: tuple[int, Status, str | None] | None = None) -> None:
+    """Write chain hashes (and, with ``mark``, a message's status and error) in one step."""
     from ..chain import HASH_KEY
 
     with store._lock:
         session = store._get(session_id)
+        by_seq = {m.seq: m for m in session.messages}
+        if mark is not None:
+            if mark[0] not in by_seq:
+                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+            by_seq[mark[0]].status, by_seq[mark[0]].error = mark[1], mark[2]
+            session.updated_at = store._clock.now()
         for seq, value in hashes.items():
-            session.messages[seq].ids[HASH_KEY] = value
+            by_seq[seq].ids[HASH_KEY] = value
         epochs = getattr(store, "_epochs", None)
         if epochs is not None:  # readers of messages since a Position read them all again
             epochs[session_id] = (session, new_epoch())

@@ -95,7 +95,15 @@ def rename(cur: psycopg.Cursor[Any], old: str, new: str, overwrite: bool) -> Non
     cur.execute(f"DELETE FROM {_S} WHERE id = %s", (old,))
 
 
-def set_hashes(cur: psycopg.Cursor[Any], session_id: str, hashes: Mapping[int, str]) -> None:
+def set_hashes(cur: psycopg.Cursor[Any], session_id: str, hashes: Mapping[int, str],
+               mark: tuple[int, str, str | None] | None = None) -> None:
+    """Write chain hashes (and, with ``mark``, a message's status and error) in the caller's
+    transaction, the session row already locked."""
+    if mark is not None:
+        cur.execute(f"UPDATE {_M} SET status = %s, error = %s WHERE session_id = %s AND seq = %s",
+                    (mark[1], text.enc(mark[2]), session_id, mark[0]))
+        if not cur.rowcount:
+            raise IndexError(f"session {session_id!r} has no message {mark[0]}")
     cur.executemany(f"UPDATE {_M} SET ids = (ids::jsonb || "
                     "jsonb_build_object('hash', %s::text))::json "
                     "WHERE session_id = %s AND seq = %s",

@@ -7,14 +7,16 @@ import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import SessionExists, SessionNotFound
+from ..errors import SessionExists
 from ..session import SessionId
+from ..times import format_time
 from ._sqlite_fts import search
 from .base import new_epoch
 
 __all__ = ["rename", "search", "set_hashes"]
 
 if TYPE_CHECKING:
+    from ..message import Status
     from .sqlite import SQLiteStorage
 
 _COPIED = ("system_prompt, metadata, settings, created_at, updated_at, message_count, turns, "
@@ -36,11 +38,19 @@ def rename(store: SQLiteStorage, old: SessionId, new: SessionId, overwrite: bool
         _new_epoch(db, new)
 
 
-def set_hashes(store: SQLiteStorage, session_id: SessionId, hashes: Mapping[int, str]) -> None:
-    """Write ``ids.hash`` into the given messages' ``extra`` JSON."""
+def set_hashes(store: SQLiteStorage, session_id: SessionId, hashes: Mapping[int, str],
+               mark: tuple[int, Status, str | None] | None = None) -> None:
+    """Write ``ids.hash`` into the given messages' ``extra`` JSON (and, with ``mark``, a
+    message's status and error) in one transaction."""
     with store._transaction() as db:
-        if not db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
-            raise SessionNotFound(str(session_id))
+        store._checked_row(db, session_id)  # SessionNotFound / DamagedSession first
+        if mark is not None:
+            if not db.execute("UPDATE messages SET status = ?, error = ? "
+                              "WHERE session_id = ? AND seq = ?",
+                              (mark[1], mark[2], session_id, mark[0])).rowcount:
+                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?",
+                       (format_time(store._clock.now()), session_id))
         db.executemany("UPDATE messages SET extra = json_set(extra, '$.ids.hash', ?) "
                        "WHERE session_id = ? AND seq = ?",
                        [(h, session_id, seq) for seq, h in hashes.items()])

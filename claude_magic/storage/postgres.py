@@ -478,13 +478,19 @@ class PostgresStorage(PostgresAssets):
             self._notify(cur, "deleted", old, team=team)
             self._notify(cur, "created", new, team=team)
 
-    def set_hashes(self, session_id: SessionId, hashes: Mapping[int, str]) -> None:
-        """Write the chain hash (``ids.hash``) of the given messages."""
+    def set_hashes(self, session_id: SessionId, hashes: Mapping[int, str],
+                   mark: tuple[int, Status, str | None] | None = None) -> None:
+        """Write the chain hash (``ids.hash``) of the given messages, and with ``mark`` a
+        message's status and error, in one transaction."""
         from ._pg_search import set_hashes
 
         with self._transaction() as cur:
-            self._lock_own(cur, session_id)
-            set_hashes(cur, session_id, hashes)
+            team, = self._lock_own(cur, session_id)
+            set_hashes(cur, session_id, hashes, mark)
+            if mark is not None:
+                cur.execute(f"UPDATE {_S} SET updated_at = %s WHERE id = %s",
+                            (self._clock.now(), session_id))
+                self._notify(cur, "marked", session_id, team=team)
 
     def set_visibility(self, session_id: SessionId, visibility: Visibility) -> None:
         """Share a session with the team (``"team"``) or make it ``"private"`` again."""
