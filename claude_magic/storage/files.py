@@ -403,6 +403,39 @@ class DirectoryStorage:
     def exists(self, session_id: SessionId) -> bool:
         return os.path.lexists(self._header_path(session_id))
 
+    def chain_tip(self, session_id: SessionId) -> tuple[int, str] | None:
+        """The seq after the newest message and that message's chain hash (``(0, "")`` when
+        there is none), from the file's last line alone: what an append links to, in O(1).
+        None when that line is torn, damaged or carries no hash (the caller reads all)."""
+        path = self._messages_path(session_id)
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return 0, ""
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            tail, position, step = b"", size, _TAIL_CHUNK
+            while position > 0 and tail.count(b"\n") < 2:
+                step = min(step * 2, position)
+                position -= step
+                tail = _read_at(fd, position, step) + tail
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if not tail:
+            return 0, ""
+        if not tail.endswith(b"\n"):
+            return None  # a torn line: the append cuts it, the full read knows what is stored
+        try:
+            doc = loads(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1])
+            seq, found = doc["seq"], doc["ids"]["hash"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        return (seq + 1, found) if type(seq) is int and type(found) is str and found else None
+
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         path = self._header_path(session_id)
         with self._locked(), self._os_errors(f"update session {str(session_id)!r}", path):

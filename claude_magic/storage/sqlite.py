@@ -568,6 +568,21 @@ class SQLiteStorage:
             append(message)
         return messages
 
+    def chain_tip(self, session_id: SessionId) -> tuple[int, str] | None:
+        """The seq after the newest message and that message's chain hash (``(0, "")`` when
+        there is none), read from that one row: what an append links to, in O(1). None when
+        the newest message carries no hash (stored before hashes: the caller reads all)."""
+        rows = self._read("SELECT seq, extra FROM messages WHERE session_id = ? "
+                          "ORDER BY seq DESC LIMIT 1", (session_id,))
+        if not rows:
+            return 0, ""
+        seq, extra = rows[0]
+        try:
+            found = json.loads(extra)["ids"]["hash"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        return (seq + 1, found) if type(seq) is int and type(found) is str and found else None
+
     def summary(self, session_id: SessionId) -> SessionSummary | None:
         rows = self._read(f"SELECT {_SESSION_COLUMNS}, readable FROM sessions WHERE id = ?",
                           (session_id,))
