@@ -126,17 +126,19 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--verify-messages", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--only", choices=("verify", "sqlite", "directory"))
     args = parser.parse_args()
     print(f"{args.sessions:,} sessions x {args.messages} messages; medians of {args.runs} runs\n")
     print("| | ours | baseline | target |\n|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for row in bench_verify(root, args.verify_messages, args.runs):
-            print(row, flush=True)
-        for row in bench_sqlite(root, args.sessions, args.messages, args.runs):
-            print(row, flush=True)
-        for row in bench_directory(root, args.sessions, args.messages, args.runs):
-            print(row, flush=True)
+        if args.only in (None, "verify"):
+            for row in bench_verify(root, args.verify_messages, args.runs):
+                print(row, flush=True)
+        for name, bench in (("sqlite", bench_sqlite), ("directory", bench_directory)):
+            if args.only in (None, name):
+                for row in bench(root, args.sessions, args.messages, args.runs):
+                    print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ from ..blocks import text_of
 from ..errors import SessionExists
 from ..search import Matcher, SearchHit, best, header_hits
 from ..session import SessionId
-from ._headers import header_bytes
+from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, NotASession, header_bytes, parse_header
 from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
 from .base import new_epoch
 
@@ -134,8 +135,10 @@ def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[i
 
 
 class DirectoryIndex:
-    """What the last search read of each messages file, reused only while the file's inode,
-    size, change and modification times are unchanged (never trusted when stale)."""
+    """What the last search read of each header and messages file, reused only while the
+    file's inode, size, change and modification times are unchanged (never trusted when
+    stale). Raw text is kept lower-cased for quick rejects; a file is parsed the first time
+    a search's words may be in it."""
 
     def __init__(self) -> None:
         self._files: dict[str, tuple[tuple[int, ...], bytes, Any]] = {}
@@ -143,45 +146,71 @@ class DirectoryIndex:
     def search(self, store: DirectoryStorage, matcher: Matcher, limit: int,
                session_ids: Iterable[str] | None) -> list[SearchHit]:
         wanted = None if session_ids is None else set(session_ids)
+        headers, messages = _listing(store.root)
         hits: list[SearchHit] = []
-        seen = set()
-        for summary in store.summaries():
-            sid = str(summary.id)
+        for sid, entry in headers.items():
             if wanted is not None and sid not in wanted:
                 continue
-            hits += header_hits(matcher, sid, summary.system_prompt, summary.metadata)
-            name = store._messages_path(summary.id)
-            seen.add(str(name))
-            for seq, role, text in self._messages(str(name), matcher):
-                hit = matcher.hit(sid, seq, role, text)
-                if hit is not None:
-                    hits.append(hit)
-        for gone in set(self._files) - seen:
-            if wanted is None:
+            header = self._read(entry, matcher, lambda raw, sid=sid: _header(sid, raw))
+            if header:
+                hits += header_hits(matcher, sid, *header)
+            if sid in messages:
+                for seq, role, text in self._read(messages[sid], matcher, _parse) or ():
+                    hit = matcher.hit(sid, seq, role, text)
+                    if hit is not None:
+                        hits.append(hit)
+        if wanted is None:
+            present = {e.path for e in headers.values()} | {e.path for e in messages.values()}
+            for gone in set(self._files) - present:
                 del self._files[gone]
         return best(hits, limit)
 
-    def _messages(self, path: str, matcher: Matcher) -> list[tuple[int, str, str]]:
-        """The file's messages when its text may hold every term (else none)."""
+    def _read(self, entry: os.DirEntry[str], matcher: Matcher,
+              parse: Callable[[bytes], Any]) -> Any:
+        """The parsed file when its text may hold every term (else None)."""
         try:
-            st = os.stat(path, follow_symlinks=False)
+            st = entry.stat(follow_symlinks=False)
         except OSError:
-            return []
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
         key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        cached = self._files.get(path)
+        cached = self._files.get(entry.path)
         if cached is None or cached[0] != key:
             try:
-                raw = read_file(path)
+                raw = read_file(entry.path)
             except OSError:
-                return []
+                return None
             cached = (key, raw.lower(), raw)
         if not all(needle in cached[1] for needle in matcher.needles):
-            self._files[path] = cached
-            return []
+            self._files[entry.path] = cached
+            return None
         if isinstance(cached[2], bytes):  # parsed once, on the first search that needs it
-            cached = (key, cached[1], _parse(cached[2]))
-        self._files[path] = cached
+            cached = (key, cached[1], parse(cached[2]))
+        self._files[entry.path] = cached
         return cached[2]
+
+
+def _listing(root: Path) -> tuple[dict[str, os.DirEntry[str]], dict[str, os.DirEntry[str]]]:
+    """The store's header and messages files by session id (other names are not sessions)."""
+    headers, messages = {}, {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(MESSAGES_SUFFIX):
+                messages[name[: -len(MESSAGES_SUFFIX)]] = entry
+            elif name.endswith(HEADER_SUFFIX) and not name.startswith("."):
+                headers[name[: -len(HEADER_SUFFIX)]] = entry
+    return headers, messages
+
+
+def _header(session_id: str, raw: bytes) -> tuple[str | None, dict[str, Any]] | None:
+    """A readable header's system prompt and metadata (None when damaged)."""
+    try:
+        session, _ = parse_header(SessionId(session_id), raw)
+    except (NotASession, ValueError, TypeError):
+        return None
+    return session.system_prompt, session.metadata
 
 
 def _parse(raw: bytes) -> list[tuple[int, str, str]]:
