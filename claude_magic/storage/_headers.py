@@ -45,9 +45,12 @@ VERSION = 1
 HEADER_SUFFIX = ".json"
 MESSAGES_SUFFIX = ".messages.jsonl"
 INDEX_NAME = ".index.json"
+#: Every header's summary fields, for DataFrames (a cache, like the index: keyed the same way)
+SUMMARIES_NAME = ".summaries.json"
 LOCK_NAME = ".lock"
 INDEX_FORMAT = "claude-magic/index"
 INDEX_VERSION = 1
+SUMMARIES_FORMAT = "claude-magic/summaries"
 #: A file must be this much older than the moment it was read for its key to be trusted.
 TRUST_MARGIN_NS = 2_000_000_000
 #: How many trusted entries the saved index may lack before a listing rewrites it.
@@ -183,6 +186,7 @@ class HeaderCache:
         self.index_path = root / INDEX_NAME
         self._entries: dict[str, Entry] = {}
         self._saved_rows: dict[str, Any] | None = None  # the index file, until the first scan
+        self._saved_summaries: dict[str, Any] | None = None  # .summaries.json, once read
         self._warned: set[tuple[str, object]] = set()  # (name, key or reason)
         self._order: list[SessionId] | None = None  # ids newest first, valid until a change
         #: links and special files found by the last scan where store files belong
@@ -293,6 +297,74 @@ class HeaderCache:
             self._order = [e.session_id for e in sessions]
         return list(self._order)
 
+    def columns(self) -> tuple[list[Row], list[Key | None]]:
+        """Every readable session's summary row (:data:`Row`: times as ISO-8601 strings),
+        newest first, from ``.summaries.json`` where a trusted header's key still matches its
+        row there, else from the header itself; the file is rewritten when it lacks
+        :data:`INDEX_REFRESH` trusted rows. Rows from the file are fresh objects only on its
+        first read: callers copy what they hand out."""
+        entries = self.scan()
+        saved = self._load_summaries()
+        rows: list[Row] = []
+        keys: list[Key | None] = []
+        unsaved = 0
+        for entry in entries:
+            if entry[3] is None:
+                continue
+            name = entry[0] + HEADER_SUFFIX
+            row = saved.get(name) if entry[2] and entry[5] is None else None
+            if row is not None and _row_ok(row, entry[1]):
+                rows.append((entry[0], *row[3:]))
+                keys.append(None)
+                continue
+            summary = entry[5]
+            if summary is None:
+                read = self._read(name, entry[0], entry[1], entry[2])
+                summary = read.summary if read is not None else None
+                if summary is None:
+                    continue
+            rows.append(_row_of(summary))
+            keys.append(entry[1] if entry[2] else None)
+            unsaved += entry[2]
+        if unsaved >= INDEX_REFRESH:
+            self._save_summaries(rows, keys)
+        order = sorted(range(len(rows)), key=lambda i: (rows[i][5], rows[i][0]), reverse=True)
+        return [rows[i] for i in order], [keys[i] for i in order]
+
+    def _load_summaries(self) -> dict[str, Any]:
+        if self._saved_summaries is None:
+            self._saved_summaries = {}
+            try:
+                doc = loads(read_file(self.root / SUMMARIES_NAME))
+            except (OSError, ValueError):
+                return self._saved_summaries
+            if (isinstance(doc, dict) and doc.get("format") == SUMMARIES_FORMAT
+                    and doc.get("version") == INDEX_VERSION
+                    and isinstance(doc.get("entries"), dict)):
+                self._saved_summaries = doc["entries"]
+        return self._saved_summaries
+
+    def _save_summaries(self, rows: list[Row], keys: list[Key | None]) -> None:
+        """Write the rows of trusted headers (those read now, and those the file held);
+        a cache, so failures are ignored."""
+        saved = self._saved_summaries or {}
+        entries: dict[str, list[Any]] = {}
+        for row, key in zip(rows, keys, strict=True):
+            name = row[0] + HEADER_SUFFIX
+            if key is not None:
+                entries[name] = [*key, *row[1:]]
+            elif name in saved:
+                entries[name] = saved[name]
+        path = self.root / SUMMARIES_NAME
+        doc = {"format": SUMMARIES_FORMAT, "version": INDEX_VERSION, "entries": entries}
+        try:
+            if entry_problem(path) is not None:
+                return  # a link or special file planted there: reported, left alone
+            write_atomic(self.root, path, dumps(doc), durable=False)
+        except OSError:
+            return
+        self._saved_summaries = entries
+
     def _read(self, name: str, session_id: SessionId, key: Key, trusted: bool) -> Entry | None:
         path = os.path.join(self._root, name)
         try:
@@ -361,22 +433,47 @@ class HeaderCache:
 
 _FORMAT_BITS = 0o170000  # stat.S_IFMT's mask, inline in the scan loop
 
+#: A session's summary as a row: id, system prompt, metadata, settings, created_at,
+#: updated_at (ISO-8601 strings), message_count, turns, input_tokens, output_tokens,
+#: cost_usd, last_model.
+Row = tuple[Any, ...]
+_ROW_TYPES = ((str, type(None)), (dict,), (dict,), (str,), (str,), (int,), (int,), (int,),
+              (int,), (int, float), (str, type(None)))
+
+
+def _row_of(summary: SessionSummary) -> Row:
+    stats = summary.stats
+    return (summary.id, summary.system_prompt, summary.metadata, summary.settings,
+            format_time(summary.created_at), format_time(summary.updated_at),
+            stats.message_count, stats.turns, stats.input_tokens, stats.output_tokens,
+            stats.cost_usd, stats.last_model)
+
+
+def _row_ok(row: Any, key: Key) -> bool:
+    """Whether a saved summary row is for this very file and holds what a header would."""
+    return (type(row) is list and len(row) == 14 and row[0] == key[0] and row[1] == key[1]
+            and row[2] == key[2]
+            and all(type(value) in kinds for value, kinds in zip(row[3:], _ROW_TYPES,
+                                                                 strict=True)))
+
 
 def _ours(name: str) -> bool:
     """Whether a non-header name is one the store uses (messages, index, lock, temp files)."""
     if name.endswith(MESSAGES_SUFFIX):
         return _VALID_ID.fullmatch(name, 0, len(name) - len(MESSAGES_SUFFIX)) is not None
-    return name in (INDEX_NAME, LOCK_NAME) or name.startswith(".tmp-")
+    return name in (INDEX_NAME, SUMMARIES_NAME, LOCK_NAME) or name.startswith(".tmp-")
 
 
 def _check_other(dirent: os.DirEntry[str], now_ns: int,
                  odd: list[tuple[str, DamagedEntry]]) -> None:
     """Note a link or special file at one of the store's names; remove a stale temp file."""
+    name = dirent.name
     try:
+        if dirent.is_file(follow_symlinks=False) and name[:5] != ".tmp-":
+            return  # a regular file (the entry's own type, no stat call where it has one)
         st = dirent.stat(follow_symlinks=False)
     except OSError:
         return
-    name = dirent.name
     if not stat.S_ISREG(st.st_mode):
         owner = name[: -len(MESSAGES_SUFFIX)] if name.endswith(MESSAGES_SUFFIX) else None
         odd.append((name, DamagedEntry(dirent.path, describe(st.st_mode), owner)))

@@ -588,7 +588,15 @@ class DirectoryStorage:
                               session.settings, session.created_at, session.updated_at, stats)
 
     def summary_columns(self) -> SummaryColumns:
-        return SummaryColumns.of(self.summaries())
+        """From the header cache's summary rows (``.summaries.json`` when still valid):
+        no object per session; metadata copied, times as ISO-8601 strings."""
+        with self._mutex:
+            rows, _ = self._headers.columns()
+            metadata = [clone_json(row[2]) for row in rows]
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 12
+        return SummaryColumns([str(i) for i in columns[0]], list(columns[1]), metadata,
+                              *(list(column) for column in columns[4:6]),
+                              *(list(column) for column in columns[6:]))
 
     def list_ids(self) -> list[SessionId]:
         with self._mutex:
