@@ -297,16 +297,16 @@ class SessionManager:
     def _chain_tip(self, session_id: SessionId) -> tuple[int, str, dict[int, str]]:
         """The seq the next message should get, the hash it follows, and the hashes of
         messages stored before hashes existed (written after the append: the migration)."""
+        tip = store_op(self.storage, "chain_tip")  # the newest message alone: one read, O(1)
+        found = tip(session_id) if tip is not None else None
+        if found is not None:  # it carries a hash, so every message before it does too
+            return found[0], found[1], {}  # (a missing session: the append raises)
         summary = self.storage.summary(session_id)
         if summary is None:
             raise SessionNotFound(str(session_id))
         cached = self._tips.get(session_id)
         if cached is not None and cached[:2] == (summary.stats.message_count, summary.updated_at):
             return cached[2], cached[3], {}  # nothing written since this manager's append
-        tip = store_op(self.storage, "chain_tip")  # the newest message alone: O(1)
-        found = tip(session_id) if tip is not None else None
-        if found is not None:  # it carries a hash, so every message before it does too
-            return found[0], found[1], {}
         messages = self.resume(session_id).messages
         pending = _missing_hashes(messages, len(messages))
         last = messages[-1] if messages else None
@@ -328,6 +328,8 @@ class SessionManager:
                           f"session {str(session_id)!r} ({exc}); the next write adds them",
                           stacklevel=3)
             return
+        if store_op(self.storage, "chain_tip") is not None:
+            return  # the next append reads the tip from the store: no cache to keep
         with contextlib.suppress(ClaudeMagicError):  # only a cache: the next append reads
             summary = self.storage.summary(session_id)
             if summary is not None and stored.seq == following:
