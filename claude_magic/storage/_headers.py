@@ -223,7 +223,8 @@ class HeaderCache:
             for dirent in listing:
                 name = dirent.name
                 if not name.endswith(HEADER_SUFFIX) or name[0] == ".":
-                    if (name[0] == "." or name.endswith(MESSAGES_SUFFIX)) and _ours(name):
+                    if ((name[0] == "." or not dirent.is_file(follow_symlinks=False))
+                            and _ours(name)):  # a regular messages file: nothing to check
                         _check_other(dirent, start, odd)
                     continue
                 entry = previous.get(name)
@@ -437,8 +438,7 @@ _FORMAT_BITS = 0o170000  # stat.S_IFMT's mask, inline in the scan loop
 #: updated_at (ISO-8601 strings), message_count, turns, input_tokens, output_tokens,
 #: cost_usd, last_model.
 Row = tuple[Any, ...]
-_ROW_TYPES = ((str, type(None)), (dict,), (dict,), (str,), (str,), (int,), (int,), (int,),
-              (int,), (int, float), (str, type(None)))
+_TEXT, _NUMBER, _INT = (str, type(None)), (int, float), {int}
 
 
 def _row_of(summary: SessionSummary) -> Row:
@@ -452,9 +452,10 @@ def _row_of(summary: SessionSummary) -> Row:
 def _row_ok(row: Any, key: Key) -> bool:
     """Whether a saved summary row is for this very file and holds what a header would."""
     return (type(row) is list and len(row) == 14 and row[0] == key[0] and row[1] == key[1]
-            and row[2] == key[2]
-            and all(type(value) in kinds for value, kinds in zip(row[3:], _ROW_TYPES,
-                                                                 strict=True)))
+            and row[2] == key[2] and type(row[4]) is dict and type(row[5]) is dict
+            and type(row[6]) is str and type(row[7]) is str and type(row[3]) in _TEXT
+            and type(row[13]) in _TEXT and type(row[12]) in _NUMBER
+            and set(map(type, row[8:12])) == _INT)
 
 
 def _ours(name: str) -> bool:
