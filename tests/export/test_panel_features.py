@@ -189,3 +189,17 @@ def test_a_replaced_panel_keeps_one_line_and_frees_its_widgets(
     assert len(live_widgets) == before + 5  # the panel and its note, with layouts and style
     old.dispose()
     assert len(live_widgets) == before
+
+
+def test_the_panel_package_never_imports_the_magics_and_stays_callable() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, claude_magic.panel, claude_magic\n"
+            "assert callable(claude_magic.panel), 'claude_magic.panel() must work'\n"
+            "from claude_magic import panel\n"
+            "assert callable(panel)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('claude_magic.magics')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
