@@ -56,7 +56,23 @@ OBJECTS = [
     ("table", "_migrations", "_migrations"),
     ("table", "assets", "assets"),
     ("table", "messages", "messages"),
+    ("table", "messages_fts", "messages_fts"),
+    ("table", "messages_fts_config", "messages_fts_config"),
+    ("table", "messages_fts_data", "messages_fts_data"),
+    ("table", "messages_fts_docsize", "messages_fts_docsize"),
+    ("table", "messages_fts_idx", "messages_fts_idx"),
     ("table", "sessions", "sessions"),
+    ("table", "sessions_fts", "sessions_fts"),
+    ("table", "sessions_fts_config", "sessions_fts_config"),
+    ("table", "sessions_fts_data", "sessions_fts_data"),
+    ("table", "sessions_fts_docsize", "sessions_fts_docsize"),
+    ("table", "sessions_fts_idx", "sessions_fts_idx"),
+    ("trigger", "messages_fts_delete", "messages"),
+    ("trigger", "messages_fts_insert", "messages"),
+    ("trigger", "messages_fts_update", "messages"),
+    ("trigger", "sessions_fts_delete", "sessions"),
+    ("trigger", "sessions_fts_insert", "sessions"),
+    ("trigger", "sessions_fts_update", "sessions"),
 ]
 
 
@@ -175,8 +191,8 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     assert ran == ["002", "003"]
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
-            "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "900_tags",
-            "901_tags_index"]
+            "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "006_search",
+            "900_tags", "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
