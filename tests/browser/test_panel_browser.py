@@ -385,8 +385,11 @@ def _fits_and_empty_state(page: Any) -> None:
     bounds = page.locator(".cm-panel .cm-table").evaluate(
         "(t) => { const o = t.closest('.jp-OutputArea-output').getBoundingClientRect();"
         " const r = t.getBoundingClientRect();"
-        " return {right: r.right, outer: o.right, scroll: t.scrollWidth, client: t.clientWidth}; }")
+        " return {right: r.right, outer: o.right, scroll: t.scrollWidth, client: t.clientWidth,"
+        " overflow: getComputedStyle(t).overflowX}; }")
     assert bounds["right"] <= bounds["outer"] + 1, f"the table is cut off: {bounds}"
+    # wider than the output (metadata columns): it scrolls sideways (headless hides the bar)
+    assert bounds["scroll"] > bounds["client"] and bounds["overflow"] == "auto", bounds
     header = page.locator(".cm-panel .cm-header")
     before = header.bounding_box()
     page.locator(".cm-panel .cm-filter input").fill("no-such-session")
