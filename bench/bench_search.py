@@ -34,9 +34,10 @@ QUERIES = ['zephyr', 'quokka marzipan', '"topic 42"', 'obsid*', 'lorem']
 
 
 def hashed(session: Session, i: int) -> Session:
-    """The sample session with a rare word in one message of each, and its chain hashes."""
+    """The sample session, one in 50 with two rare words in one message, with its hashes."""
     messages = session.messages
-    messages[i % len(messages)].content += f" {RARE[i % len(RARE)]} {RARE[(i // 5) % 5]}"
+    if i % 50 == 0:
+        messages[i % len(messages)].content += f" {RARE[i % 5]} {RARE[(i // 5) % 5]}"
     for message, value in zip(messages, chain(messages), strict=True):
         message.ids[HASH_KEY] = value
     return session

@@ -102,6 +102,20 @@ class Matcher:
         marked = self._any.sub(lambda m: f"{OPEN}{m.group(0)}{CLOSE}", cut)
         return ("…" if start else "") + marked + ("…" if end < len(text) else "")
 
+    def anywhere(self, text: str) -> bool:
+        """Whether every term matches somewhere in ``text`` (a whole file's messages)."""
+        return all(pattern.search(text) for pattern in self._each)
+
+    def candidates(self, session_id: str, rows: Iterable[tuple[int, str, str]]
+                   ) -> list[Candidate]:
+        """Scored messages ``(seq, role, text)`` that match, snippets not made yet."""
+        found = []
+        for seq, role, text in rows:
+            score = self.score(text) if text else 0.0
+            if score:
+                found.append((score, session_id, seq, role, text))
+        return found
+
     def hit(self, session_id: str, seq: int | None, role: str, text: str) -> SearchHit | None:
         score = self.score(text) if text else 0.0
         return SearchHit(session_id, seq, role, self.snippet(text), score) if score else None
@@ -128,6 +142,19 @@ def header_hits(matcher: Matcher, session_id: str, system_prompt: str | None,
     return [h for h in hits if h is not None]
 
 
+#: A message that matched, before its snippet is made: (score, session id, seq, role, text).
+Candidate = tuple[float, str, "int | None", str, str]
+
+
+def ranked(matcher: Matcher, candidates: list[Candidate], hits: Iterable[SearchHit],
+           limit: int) -> list[SearchHit]:
+    """The ``limit`` best of scored messages and ready hits, snippets made for those only."""
+    top = sorted(candidates, key=lambda c: (-c[0], c[1], -1 if c[2] is None else c[2]))[:limit]
+    made = [SearchHit(sid, seq, role, matcher.snippet(text), score)
+            for score, sid, seq, role, text in top]
+    return best([*made, *hits], limit)
+
+
 def best(hits: Iterable[SearchHit], limit: int) -> list[SearchHit]:
     """The ``limit`` best hits, best first (ties: session id, then seq)."""
     return sorted(hits, key=lambda h: (-h.score, h.session_id, -1 if h.seq is None else h.seq)
@@ -143,10 +170,10 @@ def check_limit(limit: Any) -> int:
 def scan(sessions: Iterable[Any], matcher: Matcher, limit: int) -> list[SearchHit]:
     """Search loaded sessions one by one (the memory store)."""
     hits: list[SearchHit] = []
+    candidates: list[Candidate] = []
     for session in sessions:
-        hits += header_hits(matcher, str(session.id), session.system_prompt, session.metadata)
-        for message in session.messages:
-            hit = matcher.hit(str(session.id), message.seq, message.role, message.text)
-            if hit is not None:
-                hits.append(hit)
-    return best(hits, limit)
+        sid = str(session.id)
+        hits += header_hits(matcher, sid, session.system_prompt, session.metadata)
+        candidates += matcher.candidates(sid, ((m.seq, m.role, m.text)
+                                               for m in session.messages))
+    return ranked(matcher, candidates, hits, limit)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..blocks import text_of
 from ..errors import SessionExists
-from ..search import Matcher, SearchHit, best, header_hits
+from ..search import Candidate, Matcher, SearchHit, header_hits, ranked
 from ..session import SessionId
 from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, NotASession, header_bytes, parse_header
 from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
@@ -148,22 +148,21 @@ class DirectoryIndex:
         wanted = None if session_ids is None else set(session_ids)
         headers, messages = _listing(store.root)
         hits: list[SearchHit] = []
+        candidates: list[Candidate] = []
         for sid, entry in headers.items():
             if wanted is not None and sid not in wanted:
                 continue
             header = self._read(entry, matcher, lambda raw, sid=sid: _header(sid, raw))
             if header:
                 hits += header_hits(matcher, sid, *header)
-            if sid in messages:
-                for seq, role, text in self._read(messages[sid], matcher, _parse) or ():
-                    hit = matcher.hit(sid, seq, role, text)
-                    if hit is not None:
-                        hits.append(hit)
+            parsed = self._read(messages[sid], matcher, _parse) if sid in messages else None
+            if parsed and matcher.anywhere(parsed[1]):  # one regex pass per term and file
+                candidates += matcher.candidates(sid, parsed[0])
         if wanted is None:
             present = {e.path for e in headers.values()} | {e.path for e in messages.values()}
             for gone in set(self._files) - present:
                 del self._files[gone]
-        return best(hits, limit)
+        return ranked(matcher, candidates, hits, limit)
 
     def _read(self, entry: os.DirEntry[str], matcher: Matcher,
               parse: Callable[[bytes], Any]) -> Any:
@@ -213,8 +212,9 @@ def _header(session_id: str, raw: bytes) -> tuple[str | None, dict[str, Any]] | 
     return session.system_prompt, session.metadata
 
 
-def _parse(raw: bytes) -> list[tuple[int, str, str]]:
-    """(seq, role, text) of each readable line; damaged lines are skipped."""
+def _parse(raw: bytes) -> tuple[list[tuple[int, str, str]], str]:
+    """(seq, role, text) of each readable line (damaged lines are skipped), and all the
+    texts joined (for a first pass over the whole file)."""
     rows = []
     for line in raw.split(b"\n"):
         try:
@@ -224,7 +224,7 @@ def _parse(raw: bytes) -> list[tuple[int, str, str]]:
             rows.append((doc["seq"], doc["role"], text))
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
-    return rows
+    return rows, "\n".join(row[2] for row in rows)
 
 
 _INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectoryIndex] = weakref.WeakKeyDictionary()
