@@ -100,6 +100,7 @@ class DirectoryStorage:
             raise StorageError(f"{self.root} is not a directory; choose a directory for sessions")
         self.location = str(self.root)
         self._lock_path = self.root / LOCK_NAME
+        self._paths: dict[tuple[str, str], Path] = {}  # (id, suffix) -> checked path
         # filelock >= 3.20.3 opens the lock file with O_NOFOLLOW (Unix, and its soft lock)
         self._lock = FileLock(self._lock_path, timeout=lock_timeout)
         self._lock_timeout = lock_timeout
@@ -126,10 +127,16 @@ class DirectoryStorage:
         return self._inside(session_id, MESSAGES_SUFFIX)
 
     def _inside(self, session_id: SessionId, suffix: str) -> Path:
+        path = self._paths.get((session_id, suffix))
+        if path is not None:  # this very id was checked before
+            return path
         session_id = SessionId(session_id)
         path = self.root / f"{session_id}{suffix}"
         if path.parent != self.root:  # cannot happen with a valid id; checked anyway
             raise InvalidSessionId(session_id, "it would leave the store directory")
+        if len(self._paths) >= 4096:
+            self._paths.clear()
+        self._paths[(str(session_id), suffix)] = path
         return path
 
     @contextlib.contextmanager
@@ -471,7 +478,7 @@ class DirectoryStorage:
             if stale:  # make the recount durable (a second kill must not undo it)
                 with contextlib.suppress(OSError):
                     sync_dir(self.root)
-        return stored.copy()
+        return stored  # this call's own copy: nothing else holds it
 
     def _append_line(self, session: Session, stats: SessionStats, epoch: int | None, fd: int,
                      line: bytes, size: int) -> None:

@@ -617,7 +617,7 @@ class SQLiteStorage:
                 (format_time(self._clock.now()), stats.message_count, stats.turns,
                  stats.input_tokens, stats.output_tokens, stats.cost_usd, stats.last_model,
                  session_id))
-        return stored.copy()
+        return stored  # this call's own copy: nothing else holds it
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
