@@ -15,7 +15,7 @@ import contextlib
 import os
 import stat
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,13 +135,14 @@ def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[i
 
 
 class DirectoryIndex:
-    """What the last search read of each header and messages file, reused only while the
-    file's inode, size, change and modification times are unchanged (never trusted when
-    stale). Raw text is kept lower-cased for quick rejects; a file is parsed the first time
-    a search's words may be in it."""
+    """What the last search read of each session's header and messages files, reused only
+    while both files' inode, size, change and modification times are unchanged (never
+    trusted when stale). The raw text is kept lower-cased for quick rejects; the files are
+    parsed the first time a search's words may be in them."""
 
     def __init__(self) -> None:
-        self._files: dict[str, tuple[tuple[int, ...], bytes, Any]] = {}
+        #: session id -> [stat keys, lower-cased bytes, header, messages (raw, then parsed)]
+        self._sessions: dict[str, list[Any]] = {}
 
     def search(self, store: DirectoryStorage, matcher: Matcher, limit: int,
                session_ids: Iterable[str] | None) -> list[SearchHit]:
@@ -149,45 +150,55 @@ class DirectoryIndex:
         headers, messages = _listing(store.root)
         hits: list[SearchHit] = []
         candidates: list[Candidate] = []
+        needles = matcher.needles
         for sid, entry in headers.items():
             if wanted is not None and sid not in wanted:
                 continue
-            header = self._read(entry, matcher, lambda raw, sid=sid: _header(sid, raw))
-            if header:
-                hits += header_hits(matcher, sid, *header)
-            parsed = self._read(messages[sid], matcher, _parse) if sid in messages else None
-            if parsed and matcher.anywhere(parsed[1]):  # one regex pass per term and file
-                candidates += matcher.candidates(sid, parsed[0])
+            cached = self._current(sid, entry, messages.get(sid))
+            if cached is None:
+                continue
+            lowered = cached[1]
+            if any(needle not in lowered for needle in needles):
+                continue
+            if isinstance(cached[2], bytes):  # parsed once, on the first search needing it
+                cached[2], cached[3] = _header(sid, cached[2]), _parse(cached[3])
+            if cached[2] is None:
+                continue  # a damaged header: not a session
+            hits += header_hits(matcher, sid, *cached[2])
+            rows, text = cached[3]
+            if rows and matcher.anywhere(text):  # one regex pass per term and file
+                candidates += matcher.candidates(sid, rows)
         if wanted is None:
-            present = {e.path for e in headers.values()} | {e.path for e in messages.values()}
-            for gone in set(self._files) - present:
-                del self._files[gone]
+            for gone in set(self._sessions) - set(headers):
+                del self._sessions[gone]
         return ranked(matcher, candidates, hits, limit)
 
-    def _read(self, entry: os.DirEntry[str], matcher: Matcher,
-              parse: Callable[[bytes], Any]) -> Any:
-        """The parsed file when its text may hold every term (else None)."""
+    def _current(self, sid: str, header: os.DirEntry[str],
+                 messages: os.DirEntry[str] | None) -> list[Any] | None:
+        """The session's cache entry, read again when either file changed (None if the
+        header cannot be read or is not a regular file)."""
         try:
-            st = entry.stat(follow_symlinks=False)
+            head = header.stat(follow_symlinks=False)
+            body = messages.stat(follow_symlinks=False) if messages is not None else None
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(head.st_mode) or (body is not None and not stat.S_ISREG(body.st_mode)):
             return None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        cached = self._files.get(entry.path)
-        if cached is None or cached[0] != key:
-            try:
-                raw = read_file(entry.path)
-            except OSError:
-                return None
-            cached = (key, raw.lower(), raw)
-        if not all(needle in cached[1] for needle in matcher.needles):
-            self._files[entry.path] = cached
+        key = (head.st_ino, head.st_size, head.st_mtime_ns, head.st_ctime_ns,
+               None if body is None else (body.st_ino, body.st_size, body.st_mtime_ns,
+                                          body.st_ctime_ns))
+        cached = self._sessions.get(sid)
+        if cached is not None and cached[0] == key:
+            return cached
+        try:
+            raw_header = read_file(header.path)
+            raw_messages = read_file(messages.path) if messages is not None else b""
+        except OSError:
             return None
-        if isinstance(cached[2], bytes):  # parsed once, on the first search that needs it
-            cached = (key, cached[1], parse(cached[2]))
-        self._files[entry.path] = cached
-        return cached[2]
+        cached = [key, raw_header.lower() + b"\0" + raw_messages.lower(), raw_header,
+                  raw_messages]
+        self._sessions[sid] = cached
+        return cached
 
 
 def _listing(root: Path) -> tuple[dict[str, os.DirEntry[str]], dict[str, os.DirEntry[str]]]:
