@@ -260,11 +260,7 @@ class DirectoryStorage:
     def _tail_seq(self, session_id: SessionId, fd: int) -> tuple[int, int]:
         """Cut a torn last line; return (the seq after the last stored message, file size)."""
         size = os.fstat(fd).st_size
-        tail, position, step = b"", size, _TAIL_CHUNK
-        while position > 0 and tail.count(b"\n") < 2:
-            step = min(step * 2, position)
-            position -= step
-            tail = _read_at(fd, position, step) + tail
+        tail, position = _tail_of(fd, size)
         if tail and not tail.endswith(b"\n"):  # a writer died mid-line: never acknowledged
             size = position + tail.rfind(b"\n") + 1
             os.ftruncate(fd, size)
@@ -422,12 +418,7 @@ class DirectoryStorage:
         except OSError:
             return None
         try:
-            size = os.fstat(fd).st_size
-            tail, position, step = b"", size, _TAIL_CHUNK
-            while position > 0 and tail.count(b"\n") < 2:
-                step = min(step * 2, position)
-                position -= step
-                tail = _read_at(fd, position, step) + tail
+            tail, _ = _tail_of(fd, os.fstat(fd).st_size)
         except OSError:
             return None
         finally:
@@ -676,6 +667,17 @@ def _message(line: bytes) -> Message:
     if type(message.seq) is not int:
         raise TypeError("seq must be an integer")
     return message
+
+
+def _tail_of(fd: int, size: int) -> tuple[bytes, int]:
+    """The end of a ``size``-byte file holding at least its last two line ends (or all of
+    it), and the offset it starts at."""
+    tail, position, step = b"", size, _TAIL_CHUNK
+    while position > 0 and tail.count(b"\n") < 2:
+        step = min(step * 2, position)
+        position -= step
+        tail = _read_at(fd, position, step) + tail
+    return tail, position
 
 
 def _read_at(fd: int, offset: int, size: int) -> bytes:
