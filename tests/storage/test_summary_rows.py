@@ -75,3 +75,14 @@ def test_a_damaged_cache_is_read_past(tmp_path: Path, damage: str) -> None:
     (root / SUMMARIES_NAME).write_text(damage)
     with SessionManager(str(root)) as manager:
         assert as_rows(manager.summary_columns()) == expected(manager)
+
+
+def test_headers_younger_than_the_trust_margin_are_never_cached(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    with SessionManager(str(root)) as manager:
+        for number in range(INDEX_REFRESH + 6):
+            manager.create_session(f"s{number:03}").with_metadata("n", number).build()
+        assert as_rows(manager.summary_columns()) == expected(manager)
+        assert not (root / SUMMARIES_NAME).exists()  # just written: read each time instead
+    with SessionManager(str(root)) as manager:
+        assert as_rows(manager.summary_columns()) == expected(manager)
