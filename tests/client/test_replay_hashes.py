@@ -45,5 +45,5 @@ def test_an_edited_recording_is_refused(tmp_path: Path) -> None:
     replayer = Client(Config(backend="replay", replay_source="rec"), manager=manager)
     rerun = manager.create_session("rerun").build().id
     replayer.query(PROMPTS[0]).session(rerun).send()  # answer 1 is unchanged
-    with pytest.raises(ReplayMismatch, match="recorded answer 3 .* no longer matches its hash"):
+    with pytest.raises(ReplayMismatch, match=r"recorded answer 3 .* no longer matches its hash"):
         replayer.query(PROMPTS[1]).session(rerun).send()

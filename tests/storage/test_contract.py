@@ -613,7 +613,8 @@ def test_copies_are_returned(manager: SessionManager) -> None:
     summary.stats.message_count = 100
     fresh = manager.resume("c")
     assert fresh.metadata == {"list": [1], "d": {"k": 1}}
-    assert [(m.content, m.ids, m.usage.input_tokens) for m in fresh.messages] == [("q", {"hash": appended.ids["hash"]}, 0)]
+    assert [(m.content, m.ids, m.usage.input_tokens) for m in fresh.messages] == [
+        ("q", {"hash": appended.ids["hash"]}, 0)]
     assert manager.summaries()[0].stats.message_count == 1
     # a session given to import_session is not shared either
     original = Session(id=SessionId("given"), metadata={"a": [1]},
