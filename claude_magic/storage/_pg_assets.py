@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..blocks import asset_refs, sha256_of
 from ..message import Message
-from ._pg_schema import SCHEMA
+from ._pg_names import SCHEMA
 
 if TYPE_CHECKING:
     import psycopg

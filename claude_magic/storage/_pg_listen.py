@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ._pg_schema import CHANNEL
+from ._pg_names import CHANNEL
 from ._pg_url import PostgresURL
 
 Callback = Callable[[str, "str | None"], None]

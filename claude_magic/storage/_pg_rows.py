@@ -8,7 +8,7 @@ from ..checks import loads_checked
 from ..message import Message, SessionStats, Usage
 from ..session import SessionId, SessionSummary
 from . import _pg_text as text
-from ._pg_schema import SCHEMA
+from ._pg_names import SCHEMA
 
 SESSION_COLUMNS = ("id, system_prompt, metadata_json::text, settings_json::text, created_at, "
                    "updated_at, message_count, turns, input_tokens, output_tokens, cost_usd, "

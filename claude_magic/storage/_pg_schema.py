@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 from ..checks import MAX_DEPTH
 from ..errors import StorageError
 from ..session import _RESERVED
+from ._pg_names import SCHEMA
 
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA = "claude_magic"
-CHANNEL = "claude_magic"
 #: ``pg_advisory_xact_lock`` key: the bytes "cmagic01" as a bigint.
 LOCK_KEY = int.from_bytes(b"cmagic01", "big") - 2**63
 

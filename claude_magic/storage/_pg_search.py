@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SessionExists, StorageError
 from ..search import Matcher, SearchHit, Term, best, header_hits
 from . import _pg_text as text
-from ._pg_schema import SCHEMA
+from ._pg_names import SCHEMA
 
 if TYPE_CHECKING:
     import psycopg

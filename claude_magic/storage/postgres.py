@@ -32,6 +32,7 @@ from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from . import _pg_text as text
 from ._pg_assets import PostgresAssets, adopt_assets
+from ._pg_names import CHANNEL, SCHEMA
 from ._pg_rows import (
     GUARDED_COLUMNS,
     INSERT_MESSAGE,
@@ -43,7 +44,7 @@ from ._pg_rows import (
     summary_of,
     trusted_id,
 )
-from ._pg_schema import CHANNEL, MESSAGE_OK, SCHEMA, migrate, set_up
+from ._pg_schema import MESSAGE_OK, migrate, set_up
 from ._pg_url import PostgresURL
 from .base import DamagedEntry, SummaryColumns, warn_damaged
 
