@@ -287,10 +287,12 @@ class SessionManager:
         sid = SessionId(session_id)
         message = store_assets(self.storage, message).copy()
         following, previous, pending = self._chain_tip(sid)
+        if pending:  # messages stored before hashes existed: their hashes go first, so the
+            self._write_hashes(sid, pending)  # tip the store reads next time is never ahead
         message.ids[HASH_KEY] = message_hash(previous, message.role, message.status,
                                              message.content)
         stored = self.storage.append(sid, message)
-        self._after_append(sid, stored, following, pending)
+        self._after_append(sid, stored, following)
         self._changed("appended", session_id)
         return stored
 
@@ -313,19 +315,17 @@ class SessionManager:
         previous = "" if last is None else pending.get(last.seq, last.ids.get(HASH_KEY, ""))
         return (0 if last is None else (last.seq or 0) + 1), previous, pending
 
-    def _after_append(self, session_id: SessionId, stored: Message, following: int,
-                      pending: dict[int, str]) -> None:
-        """After the append committed: write the older messages' hashes, re-link if another
-        writer appended meanwhile. Never raises: what fails here, the next write redoes."""
+    def _after_append(self, session_id: SessionId, stored: Message, following: int) -> None:
+        """After the append committed: re-link the chain if another writer appended
+        meanwhile. Never raises: the message is stored either way."""
         self._tips.pop(session_id, None)
         try:
             if stored.seq != following:  # another writer got in between
                 self._rehash(session_id, following)
-            elif pending:
-                self._write_hashes(session_id, pending)
         except ClaudeMagicError as exc:
-            warnings.warn(f"claude_magic stored the message but not yet every hash of "
-                          f"session {str(session_id)!r} ({exc}); the next write adds them",
+            warnings.warn(f"claude_magic stored the message but could not re-link the hash "
+                          f"chain of session {str(session_id)!r} after another writer's append "
+                          f"({exc}); verify() reports it until a mark re-hashes the session",
                           stacklevel=3)
             return
         if store_op(self.storage, "chain_tip") is not None:
