@@ -3,9 +3,7 @@ to import; read-only folders, full disks and planted links at an export's destin
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,19 +19,8 @@ from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.testing.shell import TestingShell
 
+from ..storage import oslevel
 
-def _load_oslevel():
-    """tests/storage/oslevel.py (run as nobody, small tmpfs), loaded by path."""
-    if "oslevel" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "storage" / "oslevel.py"
-        spec = importlib.util.spec_from_file_location("oslevel", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["oslevel"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["oslevel"]
-
-
-oslevel = _load_oslevel()
 nobody_dir = oslevel.nobody_dir
 full_disk = oslevel.full_disk
 

@@ -3,10 +3,8 @@ nothing is created or sent by a refused command, a failed storage switch changes
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,8 @@ from claude_magic.magics import get_magics
 from claude_magic.testing.fake_server import FakeMessagesServer
 from claude_magic.testing.shell import TestingShell
 
+from ..storage import oslevel
 
-def _load_oslevel():
-    """tests/storage/oslevel.py (run as nobody, small tmpfs), loaded by path."""
-    if "oslevel" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "storage" / "oslevel.py"
-        spec = importlib.util.spec_from_file_location("oslevel", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["oslevel"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["oslevel"]
-
-
-oslevel = _load_oslevel()
 nobody_dir = oslevel.nobody_dir  # the fixture
 
 
