@@ -159,6 +159,20 @@ def warn_damaged(entry: DamagedEntry) -> None:
                   stacklevel=4)
 
 
+class DamageLog:
+    """Reports each damaged entry once (a :class:`StorageWarning`), however often it is met."""
+
+    def __init__(self) -> None:
+        self._reported: set[str] = set()
+
+    def report(self, location: str, reason: str, session_id: str | None) -> DamagedEntry:
+        entry = DamagedEntry(location, reason, session_id)
+        if location not in self._reported:
+            self._reported.add(location)
+            warn_damaged(entry)
+        return entry
+
+
 def newest_first(summaries: list[SessionSummary]) -> list[SessionSummary]:
     """Sort by ``updated_at`` descending; ties broken by id so the order is stable."""
     summaries.sort(key=lambda s: (s.updated_at, s.id), reverse=True)

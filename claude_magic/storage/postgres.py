@@ -46,7 +46,7 @@ from ._pg_rows import (
 )
 from ._pg_schema import MESSAGE_OK, migrate, set_up
 from ._pg_url import PostgresURL
-from .base import DamagedEntry, SummaryColumns, warn_damaged
+from .base import DamagedEntry, DamageLog, SummaryColumns
 
 if TYPE_CHECKING:
     import psycopg
@@ -107,7 +107,7 @@ class PostgresStorage(PostgresAssets):
         self._owner = owner or os.environ.get("JUPYTERHUB_USER") or None
         self._token = uuid.uuid4().hex  # tells this object's own notifications apart
         self._clock = MonotonicClock()
-        self._reported: set[str] = set()
+        self._damage = DamageLog()
         self._subscriptions: list[Subscription] = []
         self._lock = threading.Lock()
         try:
@@ -181,11 +181,7 @@ class PostgresStorage(PostgresAssets):
         cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
 
     def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
-        entry = DamagedEntry(f"{self.location}#{session_id}{where}", reason, session_id)
-        if entry.location not in self._reported:
-            self._reported.add(entry.location)
-            warn_damaged(entry)
-        return entry
+        return self._damage.report(f"{self.location}#{session_id}{where}", reason, session_id)
 
     def _report_unreadable(self, cur: psycopg.Cursor[Any]) -> list[DamagedEntry]:
         cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")

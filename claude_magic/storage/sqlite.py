@@ -44,7 +44,7 @@ from ._sqlite_schema import (  # noqa: F401 (ID_OK, _time_ok, _plain_time: for t
     _plain_time,
     _time_ok,
 )
-from .base import DamagedEntry, Position, Since, SummaryColumns, new_epoch, warn_damaged
+from .base import DamagedEntry, DamageLog, Position, Since, SummaryColumns, new_epoch
 
 
 def _trusted_id(value: str) -> SessionId:
@@ -205,7 +205,7 @@ class SQLiteStorage:
         self.given = given
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
-        self._reported: set[str] = set()
+        self._damage = DamageLog()
         #: ``PRAGMA data_version`` -> ids of readable rows holding text that is not UTF-8
         self._undecodable: tuple[int, frozenset[str]] = (-1, frozenset())
         #: Why the store is read-only (None when it is writable).
@@ -414,11 +414,7 @@ class SQLiteStorage:
                        ids=dict(extra.get("ids") or {}), seq=row[0])
 
     def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
-        entry = DamagedEntry(f"{self.location}#{session_id}{where}", reason, session_id)
-        if entry.location not in self._reported:
-            self._reported.add(entry.location)
-            warn_damaged(entry)
-        return entry
+        return self._damage.report(f"{self.location}#{session_id}{where}", reason, session_id)
 
     def _report_unreadable(self) -> list[DamagedEntry]:
         """Warn (once each) about rows the ``readable`` column rejects, and readable rows
