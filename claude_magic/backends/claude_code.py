@@ -254,6 +254,7 @@ class _Parser:
         self.result: dict[str, Any] | None = None
         self.streamed: set[str] = set()  # message ids whose text came as stream events
         self.current: str | None = None  # message id of the stream events being read
+        self.unstopped = False  # the last API message streamed began and never reached its stop
         self.last_text_message: str | None = None
         self.noise: list[str] = []
         self.yielded: list[str] = []  # the text chunks yielded so far
@@ -325,6 +326,9 @@ class _Parser:
     def _event(self, event: dict[str, Any]) -> Iterator[str]:
         if event.get("type") == "message_start":
             self.current = (event.get("message") or {}).get("id")
+            self.unstopped = True
+        elif event.get("type") == "message_stop":
+            self.unstopped = False
         elif event.get("type") == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type") == "text_delta" and delta.get("text"):
@@ -385,6 +389,10 @@ class _Parser:
             raise attach_result(BackendError(
                 f"Claude Code {_ended(code)} after a successful result ({self._tail(stderr)})"
                 "; send the prompt again"), turn)
+        if self.unstopped:  # some CLI versions call a cut API stream a success, unretried
+            raise attach_result(BackendError(cut_short(
+                "Claude Code reported success, but the API stream of its last message ended "
+                "before message_stop", self.chars, request)), turn)
         return turn
 
     def _tail(self, stderr: list[str]) -> str:

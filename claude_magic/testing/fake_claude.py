@@ -67,18 +67,23 @@ class FakeClaude:
               tool_use: str | None = None, model: str | None = None,
               new_session_id: bool = False, noise: bool = False,
               retried: str | None = None, tool_input: dict[str, Any] | None = None,
-              tool_result: str = "ok", tool_error: bool = False) -> FakeClaude:
+              tool_result: str = "ok", tool_error: bool = False,
+              cut: bool = False) -> FakeClaude:
         """Script a successful run. ``tool_use="Read"`` first emits a message using that tool
         and its result (two model turns); ``new_session_id`` answers a ``--resume`` under a
         fresh id (as some CLI versions did); ``noise`` adds non-JSON lines to stdout;
         ``retried`` first streams that text as an API attempt cut short, then an
         ``api_retry`` line (as the real CLI does when a stream ends before message_stop).
-        ``tool_input``, ``tool_result`` and ``tool_error`` shape that tool call."""
+        ``tool_input``, ``tool_result`` and ``tool_error`` shape that tool call. ``cut``
+        streams the text as an API attempt cut before ``message_stop`` and still reports
+        success, with an empty result and no retry (as the CLI of claude-agent-sdk 0.2.82
+        does)."""
         return self._push({"kind": "reply", "text": text, "chunks": chunks, "usage": usage,
                            "cost": cost, "tool_use": tool_use, "model": model,
                            "new_session_id": new_session_id, "noise": noise,
                            "retried": retried, "tool_input": tool_input or {},
-                           "tool_result": tool_result, "tool_error": tool_error})
+                           "tool_result": tool_result, "tool_error": tool_error,
+                           "cut": cut})
 
     def error(self, kind: str, *, text: str = "", message: str | None = None,
               status: int = 529) -> FakeClaude:
@@ -387,8 +392,10 @@ def _turn(directory: Path, opts: dict[str, Any], fmt: str, prompt: str, item: di
                                    "outputTokens": usage["output_tokens"], "costUSD": cost}},
             "permission_denials": []}
     if kind == "reply":
-        _result(fmt, {**base, "subtype": "success", "is_error": False, "result": text,
-                      "stop_reason": "end_turn"}, usage)
+        cut = bool(item.get("cut"))
+        _result(fmt, {**base, "subtype": "success", "is_error": False,
+                      "result": "" if cut else text, "stop_reason": None if cut else "end_turn"},
+                usage)
         return 0
     if kind == "max_turns":
         limit = opts.get("--max-turns", "1")

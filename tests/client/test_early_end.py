@@ -162,6 +162,24 @@ def test_a_cli_that_ends_without_its_result_line_is_incomplete(
         == first_id
 
 
+def test_a_cli_that_calls_a_cut_stream_a_success_is_incomplete(
+        cli_client: Client, fake_claude: FakeClaude, manager: SessionManager,
+        session: Session) -> None:
+    """Some CLI versions (claude-agent-sdk 0.2.82's) end a turn whose API stream was cut
+    before message_stop with a success result and no retry: the answer is still incomplete."""
+    fake_claude.reply(TEXT, cut=True)
+    received = []
+    with pytest.raises(BackendError) as raised:
+        for chunk in cli_client.query("first").session(session.id).stream():
+            received.append(chunk)
+    message = str(raised.value)
+    assert "\n" not in message and "before message_stop" in message
+    assert f"after {len(TEXT)} characters" in message and "".join(received) == TEXT
+    messages = manager.resume(session.id).messages
+    assert [(m.role, m.status, m.content) for m in messages] == [
+        ("user", "error", "first"), ("assistant", "incomplete", TEXT)]
+
+
 @pytest.mark.parametrize(("script", "shown"), [
     (lambda f: f.exit(0, "Warning: a"), "stderr: Warning: a"),
     (lambda f: f.killed(signal.SIGKILL, "line one\nline two"), "stderr: line one | line two"),
