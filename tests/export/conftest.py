@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,6 +14,10 @@ from claude_magic.message import Message, Usage
 from claude_magic.session import Session
 from claude_magic.storage import StorageBackend
 from claude_magic.times import utc_now
+
+if TYPE_CHECKING:
+    from claude_magic.panel import SessionPanel
+    from claude_magic.workspace import Workspace
 
 KINDS = ("memory", "directory", "sqlite")
 
@@ -101,3 +106,28 @@ def filled() -> Callable[[SessionManager], list[str]]:
         return ["s-empty", "s-new", "s-mid", "s-old"]
 
     return fill
+
+
+@pytest.fixture
+def ws(manager: SessionManager) -> Workspace:
+    """The state a panel shares with the magics, over the test's manager."""
+    from claude_magic.workspace import Workspace
+
+    return Workspace(manager=manager)
+
+
+@pytest.fixture
+def opened(ws: Workspace) -> Iterator[Callable[..., SessionPanel]]:
+    """``opened(**options)``: a panel on ``ws``; every panel made is disposed afterwards."""
+    from claude_magic.panel import panel
+
+    panels: list[SessionPanel] = []
+
+    def make(**kwargs: object) -> SessionPanel:
+        made = panel(workspace=ws, **kwargs)  # type: ignore[arg-type]
+        panels.append(made)
+        return made
+
+    yield make
+    for made in panels:
+        made.dispose()

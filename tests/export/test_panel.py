@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,25 +18,6 @@ from claude_magic.times import utc_now
 from claude_magic.workspace import Workspace
 
 Fill = Callable[[SessionManager], list[str]]
-
-
-@pytest.fixture
-def ws(manager: SessionManager) -> Workspace:
-    return Workspace(manager=manager)
-
-
-@pytest.fixture
-def opened(ws: Workspace) -> Iterator[Callable[..., SessionPanel]]:
-    panels: list[SessionPanel] = []
-
-    def make(**kwargs: object) -> SessionPanel:
-        made = panel(workspace=ws, **kwargs)  # type: ignore[arg-type]
-        panels.append(made)
-        return made
-
-    yield make
-    for made in panels:
-        made.close()
 
 
 def ids(p: SessionPanel) -> list[str]:

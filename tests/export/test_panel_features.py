@@ -4,9 +4,8 @@ user found (empty state, stale status, opened row, a replaced panel), on every s
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from ipywidgets.widgets.widget import _instances as live_widgets
 
 from claude_magic.compaction import summary_ids
@@ -22,25 +21,6 @@ PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
 )).decode()
-
-
-@pytest.fixture
-def ws(manager: SessionManager) -> Workspace:
-    return Workspace(manager=manager)
-
-
-@pytest.fixture
-def opened(ws: Workspace) -> Iterator[Callable[..., SessionPanel]]:
-    panels: list[SessionPanel] = []
-
-    def make(**kwargs: object) -> SessionPanel:
-        made = panel(workspace=ws, **kwargs)  # type: ignore[arg-type]
-        panels.append(made)
-        return made
-
-    yield make
-    for made in panels:
-        made.dispose()
 
 
 def test_search_lists_hits_and_opens_the_session_at_the_hit(
