@@ -370,7 +370,10 @@ def _search_rename_branch(page: Any, lab: Lab, shots: Path) -> None:
     status = page.locator(".cm-panel .cm-status")
     _step("the rename's status line", lambda: status.filter(has_text="alpha-notes").wait_for())
     assert "Renamed session s-alpha to alpha-notes." in status.inner_text()
-    page.locator(".cm-panel .cm-branch-here").first.click()
+    # the detail view is rebuilt for the new name: click a button of the shown one
+    branch_here = page.locator(".cm-panel .cm-branch-here:visible").first
+    _step("the detail view's branch-here button", lambda: branch_here.wait_for())
+    branch_here.click()
     _step("the branch to become current", lambda: page.wait_for_function(
         "(document.querySelector('.cm-panel .cm-row.cm-current .cm-c-id') || {})"
         ".innerText === 'alpha-notes-branch'"))
