@@ -127,4 +127,7 @@ def confirm(yes: bool, action: str) -> None:
 
 
 def plural(count: int, noun: str = "session") -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """``1 session``, ``2 sessions``, ``1,000 messages``: the export's wording, as everywhere."""
+    from ..export.transcripts import plural as counted
+
+    return counted(count, noun)

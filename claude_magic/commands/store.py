@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import StorageError
 from .boundary import magic_errors
 
 if TYPE_CHECKING:
@@ -16,7 +14,6 @@ if TYPE_CHECKING:
 STORAGE_ENV = "CLAUDE_MAGIC_STORAGE"
 DEFAULT_DIRECTORY = ".claude_sessions"
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def default_storage(notebook_dir: Path) -> str:
@@ -39,15 +36,11 @@ def terminal_storage(folder: Path) -> str:
 def absolute_spec(spec: str) -> str:
     """Resolve a relative directory or ``sqlite:///`` path now, so ``%cd`` cannot move it.
 
-    A ``scheme://`` the stores do not know is refused (it would otherwise name a directory).
+    A ``scheme://`` the stores do not know is refused by :meth:`StorageBackend.parse`.
     """
     from ..storage import StorageBackend
 
     backend = StorageBackend.parse(spec)
-    scheme = _SCHEME.match(spec.strip())
-    if scheme and backend.kind == "file" and scheme.group(1).lower() != "file":
-        raise StorageError(f"unknown storage scheme {scheme.group(1)!r} in {spec.strip()!r}; "
-                           "use a directory, sqlite:///path or memory")
     if backend.kind not in ("file", "sqlite") or backend.path is None:
         return str(backend)  # memory, or a server's URL
     resolved = os.path.abspath(Path(backend.path).expanduser())  # a link stays a link
