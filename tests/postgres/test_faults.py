@@ -18,7 +18,7 @@ from claude_magic.session import Session, SessionId
 from claude_magic.storage._pg_schema import ID_OK, LOCK_KEY, migrate
 from claude_magic.storage.postgres import PostgresStorage
 
-from ..storage.test_processes import read_acks, start
+from ..storage.test_processes import check_writers, read_acks, run_writers, start
 from .pgserver import Server
 
 WRITERS, APPENDS, CREATES = 8, 40, 10
@@ -27,32 +27,10 @@ WRITERS, APPENDS, CREATES = 8, 40, 10
 @pytest.mark.slow
 def test_eight_processes_lose_nothing(pg_url: str) -> None:
     # the store is not set up yet: all eight set it up at once (the advisory lock)
-    writers = [start("concurrent", pg_url, f"p{n}", str(APPENDS), str(CREATES))
-               for n in range(WRITERS)]
-    for writer in writers:
-        assert writer.stdout is not None
-        assert writer.stdout.readline() == "ready\n", writer.communicate()[1]
-    for writer in writers:
-        assert writer.stdin is not None
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-    for writer in writers:
-        out, err = writer.communicate(timeout=300)
-        assert writer.returncode == 0, err
-        assert out == "done\n"
+    run_writers(pg_url, WRITERS, APPENDS, CREATES)
     with SessionManager.with_storage(pg_url) as manager:
-        messages = manager.resume("shared").messages
-        assert [m.seq for m in messages] == list(range(WRITERS * APPENDS))
-        assert sorted(m.content for m in messages) == sorted(
-            f"p{n}:{i}" for n in range(WRITERS) for i in range(APPENDS))
-        for n in range(WRITERS):
-            mine = [int(m.content.split(":")[1]) for m in messages
-                    if m.content.startswith(f"p{n}:")]
-            assert mine == list(range(APPENDS))
-        expected = {"shared"} | {f"p{n}-{j}" for n in range(WRITERS) for j in range(CREATES)}
-        assert set(manager.list()) == expected
+        check_writers(manager, WRITERS, APPENDS, CREATES)
         assert manager.summary("shared").stats.message_count == WRITERS * APPENDS
-        assert manager.damaged() == []
 
 
 @pytest.mark.slow

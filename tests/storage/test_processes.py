@@ -28,39 +28,50 @@ def start(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["directory", "sqlite"])
-def test_concurrent_writers_lose_nothing(kind: str, tmp_path: Path) -> None:
-    spec = spec_for(kind, tmp_path)  # the store does not exist yet: all four create it at once
-    writers = [start("concurrent", spec, f"p{n}", str(APPENDS), str(CREATES))
-               for n in range(WRITERS)]
-    for writer in writers:
+def run_writers(spec: str, writers: int, appends: int, creates: int) -> None:
+    """Start ``writers`` worker processes on ``spec``, let them write at once, wait for all."""
+    started = [start("concurrent", spec, f"p{n}", str(appends), str(creates))
+               for n in range(writers)]
+    for writer in started:
         assert writer.stdout is not None
         assert writer.stdout.readline() == "ready\n", writer.communicate()[1]
-    for writer in writers:
+    for writer in started:
         assert writer.stdin is not None
         writer.stdin.write("go\n")
         writer.stdin.flush()
-    for writer in writers:
+    for writer in started:
         out, err = writer.communicate(timeout=300)
         assert writer.returncode == 0, err
         assert out == "done\n"
 
+
+def check_writers(manager: SessionManager, writers: int, appends: int, creates: int) -> set[str]:
+    """Every write of :func:`run_writers` is in the store, each writer's messages in its
+    order, nothing damaged; returns the ids the store must hold."""
+    messages = manager.resume("shared").messages
+    assert [m.seq for m in messages] == list(range(writers * appends))
+    assert sorted(m.content for m in messages) == sorted(
+        f"p{n}:{i}" for n in range(writers) for i in range(appends))
+    for n in range(writers):  # each writer's messages keep its order
+        mine = [int(m.content.split(":")[1]) for m in messages
+                if m.content.startswith(f"p{n}:")]
+        assert mine == list(range(appends))
+    expected = {"shared"} | {f"p{n}-{j}" for n in range(writers) for j in range(creates)}
+    assert set(manager.list()) == expected
+    assert manager.damaged() == []
+    return expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["directory", "sqlite"])
+def test_concurrent_writers_lose_nothing(kind: str, tmp_path: Path) -> None:
+    spec = spec_for(kind, tmp_path)  # the store does not exist yet: all four create it at once
+    run_writers(spec, WRITERS, APPENDS, CREATES)
     with SessionManager.with_storage(spec) as manager:
-        messages = manager.resume("shared").messages
-        assert [m.seq for m in messages] == list(range(WRITERS * APPENDS))
-        assert sorted(m.content for m in messages) == sorted(
-            f"p{n}:{i}" for n in range(WRITERS) for i in range(APPENDS))
-        for n in range(WRITERS):  # each writer's messages keep its order
-            mine = [int(m.content.split(":")[1]) for m in messages
-                    if m.content.startswith(f"p{n}:")]
-            assert mine == list(range(APPENDS))
-        expected = {"shared"} | {f"p{n}-{j}" for n in range(WRITERS) for j in range(CREATES)}
-        assert set(manager.list()) == expected
+        expected = check_writers(manager, WRITERS, APPENDS, CREATES)
         assert manager.count() == len(expected)
         assert {s.id: s.stats.message_count for s in manager.summaries()}["shared"] == 400
         assert manager.find(by="p3") and len(manager.find(by="p3")) == CREATES
-        assert manager.damaged() == []
 
 
 def read_acks(output: str) -> list[list[str]]:
