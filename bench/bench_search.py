@@ -27,7 +27,7 @@ from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.search import parse_query
 from claude_magic.session import Session
-from claude_magic.storage._sqlite_fts import fts_query
+from claude_magic.storage._fts_search import fts_query
 
 RARE = ["zephyr", "quokka", "marzipan", "obsidian", "tamarind"]
 QUERIES = ['zephyr', 'quokka marzipan', '"topic 42"', 'obsid*', 'lorem']

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import SessionExists
 from ..session import SessionId
 from ..times import format_time
-from ._sqlite_fts import search
+from ._fts_search import search
 from .base import new_epoch
 
 __all__ = ["rename", "search", "set_hashes"]
