@@ -17,12 +17,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import attrgetter
 from typing import Any
 
 HASH_KEY = "hash"
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
                            allow_nan=False).encode
 _sha256 = hashlib.sha256
+_ids = attrgetter("ids")
 
 
 _string = json.encoder.encode_basestring  # type: ignore[attr-defined]
@@ -71,30 +74,60 @@ class VerifyReport:
         return self.reason
 
 
+def _expected(messages: Sequence[Any], found: list[Any]) -> list[str]:
+    """Each message's hash taken after the hash the previous message carries.
+
+    Text with no quote, backslash or newline (the common case) skips the JSON encoder:
+    ``["previous","role","status","text"]`` as is, which is the canonical bytes unless the
+    text holds another control character (a tab, say); then the two differ, and
+    :func:`_first_bad` checks a mismatch against the canonical bytes before reporting it."""
+    previous = ["", *found]  # one longer than messages: the last hash follows nothing
+    sha256 = _sha256
+    try:
+        return [sha256(f'["{p}","{m.role}","{m.status}","{c}"]'.encode()).hexdigest()
+                if type(c := m.content) is str and '"' not in c and "\\" not in c
+                and "\n" not in c
+                else sha256(canonical(p, m.role, m.status, c)).hexdigest()
+                for p, m in zip(previous, messages, strict=False)]
+    except UnicodeEncodeError:  # a lone surrogate planted in text: the canonical bytes
+        return [message_hash(p, m.role, m.status, m.content)
+                for p, m in zip(previous, messages, strict=False)]
+
+
+def _first_bad(messages: Sequence[Any], found: list[Any]) -> int | None:
+    """The index of the first message whose stored hash is not its chain hash, or None.
+
+    Taking each message's hash after the hash the previous one *carries* finds the same
+    first bad message as recomputing the chain: up to it, the carried hashes are the chain's.
+    A stored hash is also accepted when it hashes the unescaped bytes of text whose only
+    escapes would be control characters other than newlines: no writer produces such a hash
+    (JSON never holds a raw control character), and no edit can reach one, since those bytes
+    differ from every message's canonical bytes."""
+    expected = _expected(messages, found)
+    if expected == found:
+        return None
+    for index, (value, stored) in enumerate(zip(expected, found, strict=True)):
+        if value != stored:
+            message = messages[index]
+            previous = found[index - 1] if index else ""
+            if message_hash(previous, message.role, message.status, message.content) != stored:
+                return index
+    return None
+
+
 def verify_messages(session_id: str, messages: Sequence[Any]) -> VerifyReport:
     """Check each message's stored hash against its role, status, content and predecessor."""
-    previous = ""
-    sha256, string, encode = _sha256, _string, canonical
-    for index, message in enumerate(messages):
-        content = message.content
-        try:  # text content inline (the common case): the same bytes as canonical()
-            data = (f'["{previous}","{message.role}","{message.status}",{string(content)}]'
-                    .encode() if type(content) is str else b"")
-        except UnicodeEncodeError:
-            data = b""
-        if not data:
-            data = encode(previous, message.role, message.status, content)
-        expected = sha256(data).hexdigest()
-        found = message.ids.get(HASH_KEY)
-        if found != expected:
-            seq = index if message.seq is None else message.seq
-            why = ("carries no hash (stored before hashes; the session's next write adds them)"
-                   if found is None else
-                   "no longer matches its hash: its role, status or content was changed "
-                   "outside claude_magic, or an earlier message was removed")
-            return VerifyReport(False, len(messages), seq,
-                                f"session {session_id!r}: message {seq} ({message.role}) {why}")
-        previous = expected
+    found = list(map(dict.get, map(_ids, messages), repeat(HASH_KEY)))
+    index = _first_bad(messages, found)
     count = len(messages)
-    return VerifyReport(True, count, None, f"session {session_id!r}: all {count} "
-                        f"message{'' if count == 1 else 's'} match their hashes")
+    if index is None:
+        return VerifyReport(True, count, None, f"session {session_id!r}: all {count} "
+                            f"message{'' if count == 1 else 's'} match their hashes")
+    message = messages[index]
+    seq = index if message.seq is None else message.seq
+    why = ("carries no hash (stored before hashes; the session's next write adds them)"
+           if found[index] is None else
+           "no longer matches its hash: its role, status or content was changed "
+           "outside claude_magic, or an earlier message was removed")
+    return VerifyReport(False, count, seq,
+                        f"session {session_id!r}: message {seq} ({message.role}) {why}")

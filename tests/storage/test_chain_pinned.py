@@ -144,3 +144,50 @@ def test_verify_leaves_the_messages_unchanged() -> None:
     before = copy.deepcopy(messages)
     verify_messages("s", messages)
     assert messages == before
+
+
+# Control characters other than a newline, a newline, a backslash: each takes another path
+# through verify. Also computed by chain.py as of commit 89c309b.
+ESCAPED = [("user", "col1\tcol2\r\x0b end",
+            "6a815595084a485834284195cecae265d01c87ca76d6196f689143f7ef82dfd7"),
+           ("assistant", "line one\nline two",
+            "5d29fff707da8a65303816e84b2413fa7cf9a3148a79c54b6c9c91e75257d460"),
+           ("user", "path C:\\temp",
+            "6da6b75571d164db3a42133271c9095fff2c7328b95ce4be53a3eab67a8766bc")]
+
+
+def _escaped() -> list[Message]:
+    return [Message(role, text, ids={HASH_KEY: value}, seq=seq)
+            for seq, (role, text, value) in enumerate(ESCAPED)]
+
+
+def test_text_with_control_characters_verifies_unchanged() -> None:
+    messages = _escaped()
+    assert chain(messages) == [value for _, _, value in ESCAPED]
+    assert verify_messages("s", messages).ok
+
+
+@pytest.mark.parametrize(("seq", "before", "after"), [
+    (0, "\t", "\\t"), (0, "\t", " "), (1, "\n", "\\n"), (1, "\n", "\r"), (2, "\\", "\\\\"),
+    (2, "\\", "/")])
+def test_an_escape_written_out_is_an_edit(seq: int, before: str, after: str) -> None:
+    """Text whose JSON escapes look like another text's characters is still a different text."""
+    messages = _escaped()
+    messages[seq].content = messages[seq].content.replace(before, after, 1)
+    report = verify_messages("s", messages)
+    assert (report.ok, report.first_bad_seq) == (False, seq)
+
+
+def test_a_planted_hash_that_is_not_hex_is_the_first_bad_message() -> None:
+    messages = _hashed()
+    messages[1].ids[HASH_KEY] = 'x","user","ok","'
+    report = verify_messages("s", messages)
+    assert (report.ok, report.first_bad_seq) == (False, 1)
+    assert "no longer matches its hash" in report.reason
+
+
+def test_an_empty_session_verifies() -> None:
+    report = verify_messages("s", [])
+    assert (report.ok, report.messages, report.reason) == (True, 0,
+                                                           "session 's': all 0 messages match "
+                                                           "their hashes")
