@@ -100,25 +100,39 @@ def bench_directory(root: Path, sessions: int, messages: int, runs: int) -> list
     return rows
 
 
+MARKDOWN = ('Here is the fix:\n\n```python\ndef load(path: str) -> dict:\n'
+            '    with open(path) as f:\n        return json.load(f)  # "strict" by default\n'
+            '```\n\nThen call `load("a.json")`.')  # an answer the JSON encoder must escape
+
+
+def verify_row(manager: SessionManager, session: Session, label: str, runs: int) -> str:
+    """Verify ``session``'s chain beside hashlib over the same canonical bytes."""
+    for message, value in zip(session.messages, chain(session.messages), strict=True):
+        message.ids[HASH_KEY] = value
+    manager.import_session(session, overwrite=True)
+    loaded: list[Message] = manager.resume(session.id).messages
+    previous = ["", *(m.ids[HASH_KEY] for m in loaded[:-1])]
+    data = [canonical(p, m.role, m.status, m.content) for p, m in zip(previous, loaded,
+                                                                      strict=True)]
+    sha = hashlib.sha256
+    base = median_ms(lambda: [sha(b).hexdigest() for b in data], runs)
+    ours = median_ms(lambda: verify_messages(session.id, loaded), runs)
+    assert verify_messages(session.id, loaded).ok
+    return (f"| verify {len(loaded):,} {label} (chain check) | {ours:.1f} ms | hashlib alone "
+            f"{base:.1f} ms ({ours / base:.2f}x) | <= 2x: {verdict(ours <= 2 * base)} |")
+
+
 def bench_verify(root: Path, count: int, runs: int) -> list[str]:
     with SessionManager(f"sqlite:///{root}/v.db") as manager:
-        manager.create_session("long").build()
-        session = sample_session(0, count, "long")
-        for message, value in zip(session.messages, chain(session.messages), strict=True):
-            message.ids[HASH_KEY] = value
-        manager.import_session(session, overwrite=True)
-        loaded: list[Message] = manager.resume("long").messages
-        previous = [""] + [m.ids[HASH_KEY] for m in loaded[:-1]]
-        data = [canonical(p, m.role, m.status, m.content) for p, m in zip(previous, loaded,
-                                                                          strict=True)]
-        sha = hashlib.sha256
-        base = median_ms(lambda: [sha(b).hexdigest() for b in data], runs)
-        ours = median_ms(lambda: verify_messages("long", loaded), runs)
+        rows = [verify_row(manager, sample_session(0, count, "long"), "messages", runs)]
         whole = median_ms(lambda: manager.verify("long"), runs)
-        assert verify_messages("long", loaded).ok
-    return [f"| verify {count:,} messages (chain check) | {ours:.1f} ms | hashlib alone "
-            f"{base:.1f} ms ({ours / base:.2f}x) | <= 2x: {verdict(ours <= 2 * base)} |",
-            f"| manager.verify incl. reading them from SQLite | {whole:.1f} ms | | (context) |"]
+        rows.append(f"| manager.verify incl. reading them from SQLite | {whole:.1f} ms | "
+                    "| (context) |")
+        code = sample_session(1, count, "code")
+        for message in code.messages[1::2]:
+            message.content = MARKDOWN
+        rows.append(verify_row(manager, code, "messages, answers in Markdown with code", runs))
+    return rows
 
 
 def main() -> None:

@@ -77,16 +77,18 @@ class VerifyReport:
 def _expected(messages: Sequence[Any], found: list[Any]) -> list[str]:
     """Each message's hash taken after the hash the previous message carries.
 
-    Text with no quote, backslash or newline (the common case) skips the JSON encoder:
-    ``["previous","role","status","text"]`` as is, which is the canonical bytes unless the
-    text holds another control character (a tab, say); then the two differ, and
-    :func:`_first_bad` checks a mismatch against the canonical bytes before reporting it."""
+    Inline, not through :func:`canonical` (a call per message costs a third of the hash).
+    Text with no quote, backslash or newline skips even the escaping: ``["previous","role",
+    "status","text"]`` as is, which is the canonical bytes unless the text holds another
+    control character (a tab, say); then the two differ, and :func:`_first_bad` checks a
+    mismatch against the canonical bytes before reporting it."""
     previous = ["", *found]  # one longer than messages: the last hash follows nothing
-    sha256 = _sha256
+    sha256, string = _sha256, _string
     try:
-        return [sha256(f'["{p}","{m.role}","{m.status}","{c}"]'.encode()).hexdigest()
-                if type(c := m.content) is str and '"' not in c and "\\" not in c
-                and "\n" not in c
+        return [sha256((f'["{p}","{m.role}","{m.status}","{c}"]'
+                        if '"' not in c and "\\" not in c and "\n" not in c else
+                        f'["{p}","{m.role}","{m.status}",{string(c)}]').encode()).hexdigest()
+                if type(c := m.content) is str
                 else sha256(canonical(p, m.role, m.status, c)).hexdigest()
                 for p, m in zip(previous, messages, strict=False)]
     except UnicodeEncodeError:  # a lone surrogate planted in text: the canonical bytes
