@@ -1,134 +1,271 @@
-"""Full-text search for the directory store: a scan of the header and messages files that
-reuses what an earlier search read of files that have not changed since."""
+"""Full-text search for the directory store, through an index kept beside the sessions.
+
+The index (``_search_index``) lives in ``.search.sqlite`` in the store folder, so a new
+process starts from it; it is a cache, safe to delete. Each search lists the folder, looks at
+both files of every session (``lstat``), and re-reads the sessions whose files' identity
+(inode, size, mtime_ns, ctime_ns) differs from the indexed one, or whose files were younger
+than the trust margin when they were read (a rewrite within one timestamp tick keeps the
+identity), all under the index's write lock: an index entry is never trusted when stale,
+whichever process changed the files.
+
+The sidecar is never opened through a link, nor when it or its journal names hold anything
+but a regular file, nor when another user owns it: the index is then kept in memory, as when
+the folder is read-only. A sidecar SQLite cannot read is replaced.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import stat
+import threading
+import time
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..blocks import text_of
-from ..search import Candidate, Matcher, SearchHit, header_hits, ranked
-from ..session import SessionId
-from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, NotASession, parse_header
-from ._jsonio import loads, read_file
+from ..search import Matcher, SearchHit, metadata_texts
+from ..session import _VALID_ID, SessionId
+from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, TRUST_MARGIN_NS, NotASession, parse_header
+from ._jsonio import entry_problem, loads, read_file
+from ._search_index import Doc, SearchIndex, prepare
 
 if TYPE_CHECKING:
     from .files import DirectoryStorage
 
+SIDECAR = ".search.sqlite"
+_SIDECAR_NAMES = (SIDECAR, SIDECAR + "-wal", SIDECAR + "-shm", SIDECAR + "-journal")
+_OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+#: A file's inode, size, mtime_ns, ctime_ns and mode (``lstat``).
+Stat = tuple[int, int, int, int, int]
 
-class DirectoryIndex:
-    """What the last search read of each session's header and messages files, reused only
-    while both files' inode, size, change and modification times are unchanged (never
-    trusted when stale). The raw text is kept lower-cased for quick rejects; the files are
-    parsed the first time a search's words may be in them."""
 
-    def __init__(self) -> None:
-        #: session id -> [stat keys, lower-cased bytes, header, messages (raw, then parsed)]
-        self._sessions: dict[str, list[Any]] = {}
+class DirectorySearch:
+    """One store's index (the sidecar, or memory) and the scan that keeps it current."""
 
-    def search(self, store: DirectoryStorage, matcher: Matcher, limit: int,
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()
+        self.index = SearchIndex(open_index(root))
+        self._files: dict[str, Stat] | None = None  # the last listing
+        self._dirty: set[str] = set()  # sessions to compare with the index at the next search
+
+    def close(self) -> None:
+        with self.lock:
+            self.index.close()
+
+    def search(self, matcher: Matcher, limit: int,
                session_ids: Iterable[str] | None) -> list[SearchHit]:
-        wanted = None if session_ids is None else set(session_ids)
-        headers, messages = _listing(store.root)
-        hits: list[SearchHit] = []
-        candidates: list[Candidate] = []
-        needles = matcher.needles
-        for sid, entry in headers.items():
-            if wanted is not None and sid not in wanted:
-                continue
-            cached = self._current(sid, entry, messages.get(sid))
-            if cached is None:
-                continue
-            lowered = cached[1]
-            if any(needle not in lowered for needle in needles):
-                continue
-            if isinstance(cached[2], bytes):  # parsed once, on the first search needing it
-                cached[2], cached[3] = _header(sid, cached[2]), _parse(cached[3])
-            if cached[2] is None:
-                continue  # a damaged header: not a session
-            hits += header_hits(matcher, sid, *cached[2])
-            rows, text = cached[3]
-            if rows and matcher.anywhere(text):  # one regex pass per term and file
-                candidates += matcher.candidates(sid, rows)
-        if wanted is None:
-            for gone in set(self._sessions) - set(headers):
-                del self._sessions[gone]
-        return ranked(matcher, candidates, hits, limit)
+        wanted = None if session_ids is None else list(session_ids)
+        with self.lock:
+            try:
+                return self._search(matcher, limit, wanted)
+            except sqlite3.OperationalError:  # locked past the timeout, or cannot write
+                self._reopen(memory=True)
+            except sqlite3.DatabaseError:  # damaged under us: a cache, so rebuilt
+                self._reopen(memory=False)
+            return self._search(matcher, limit, wanted)
 
-    def _current(self, sid: str, header: os.DirEntry[str],
-                 messages: os.DirEntry[str] | None) -> list[Any] | None:
-        """The session's cache entry, read again when either file changed (None if the
-        header cannot be read or is not a regular file)."""
+    def _reopen(self, *, memory: bool) -> None:
+        self.index.close()
+        self.index = SearchIndex(open_index(self.root, replace=not memory, memory=memory))
+        self._files = None
+
+    def _search(self, matcher: Matcher, limit: int,
+                wanted: list[str] | None) -> list[SearchHit]:
+        trust_before = time.time_ns() - TRUST_MARGIN_NS
+        files = listing(self.root)
+        self._note_changes(files)
+        keep = None if wanted is None else set(wanted)
         try:
-            head = header.stat(follow_symlinks=False)
-            body = messages.stat(follow_symlinks=False) if messages is not None else None
-        except OSError:
+            with self.index.transaction():
+                if self.index.refresh():  # first search, or another process changed it
+                    self._dirty.update(map(_session_of, files), self.index.known())
+                known = self.index.known()
+                check = self._dirty if keep is None else self._dirty & keep
+                fresh: dict[str, tuple[str, bool, list[Doc]]] = {}
+                gone = []
+                for sid in check:
+                    listed = _identity(files, sid)
+                    entry = known.get(sid)
+                    if listed is None:
+                        if entry is not None:
+                            gone.append(sid)
+                    elif entry is None or entry[1] != listed[0] or not entry[2]:
+                        fresh[sid] = (listed[0], listed[1] < trust_before,
+                                      read_session(self.root, sid))
+                self.index.update(fresh, gone)
+                hits = self.index.search(matcher, limit, wanted)
+        except BaseException:
+            self._files = None  # compare everything again next time
+            raise
+        self._dirty -= check
+        self._dirty.update(sid for sid, (_, trusted, _) in fresh.items() if not trusted)
+        return hits
+
+    def _note_changes(self, files: dict[str, Stat]) -> None:
+        """Mark the sessions whose files changed since the last listing."""
+        previous, self._files = self._files, files
+        if previous is None:
+            self._dirty.update(map(_session_of, files))
+            return
+        get = previous.get
+        self._dirty.update(_session_of(name) for name, key in files.items() if get(name) != key)
+        self._dirty.update(map(_session_of, previous.keys() - files.keys()))
+
+
+def open_index(root: Path, *, replace: bool = False, memory: bool = False
+               ) -> sqlite3.Connection:
+    """The sidecar's connection, ready; an in-memory database when asked or when the
+    sidecar cannot be used safely (see the module's docstring)."""
+    if replace:
+        _remove_sidecar(root)
+    conn = None if memory else _sidecar(root)
+    if conn is None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        prepare(conn)
+    return conn
+
+
+def _sidecar(root: Path) -> sqlite3.Connection | None:
+    path = root / SIDECAR
+    for _ in range(2):
+        if any(entry_problem(root / name) is not None for name in _SIDECAR_NAMES):
+            return None  # a link or special file planted there: left alone
+        if not _private_file(path):
             return None
-        if not stat.S_ISREG(head.st_mode) or (body is not None and not stat.S_ISREG(body.st_mode)):
-            return None
-        key = (head.st_ino, head.st_size, head.st_mtime_ns, head.st_ctime_ns,
-               None if body is None else (body.st_ino, body.st_size, body.st_mtime_ns,
-                                          body.st_ctime_ns))
-        cached = self._sessions.get(sid)
-        if cached is not None and cached[0] == key:
-            return cached
+        conn = sqlite3.connect(f"file:{quote(str(path))}?nofollow=1", uri=True, timeout=30,
+                               check_same_thread=False, isolation_level=None)
         try:
-            raw_header = read_file(header.path)
-            raw_messages = read_file(messages.path) if messages is not None else b""
-        except OSError:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            prepare(conn)
+            return conn
+        except sqlite3.OperationalError:  # read-only, locked, no shared memory: memory
+            conn.close()
             return None
-        cached = [key, raw_header.lower() + b"\0" + raw_messages.lower(), raw_header,
-                  raw_messages]
-        self._sessions[sid] = cached
-        return cached
+        except sqlite3.DatabaseError:  # not a database SQLite can read: a cache, rebuilt
+            conn.close()
+            _remove_sidecar(root)
+    return None
 
 
-def _listing(root: Path) -> tuple[dict[str, os.DirEntry[str]], dict[str, os.DirEntry[str]]]:
-    """The store's header and messages files by session id (other names are not sessions)."""
-    headers, messages = {}, {}
-    with os.scandir(root) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.endswith(MESSAGES_SUFFIX):
-                messages[name[: -len(MESSAGES_SUFFIX)]] = entry
-            elif name.endswith(HEADER_SUFFIX) and not name.startswith("."):
-                headers[name[: -len(HEADER_SUFFIX)]] = entry
-    return headers, messages
-
-
-def _header(session_id: str, raw: bytes) -> tuple[str | None, dict[str, Any]] | None:
-    """A readable header's system prompt and metadata (None when damaged)."""
+def _private_file(path: Path) -> bool:
+    """Whether the sidecar is (or was created as) a regular file this user owns, mode 0600
+    when new since it holds the sessions' texts."""
     try:
-        session, _ = parse_header(SessionId(session_id), raw)
-    except (NotASession, ValueError, TypeError):
+        fd = os.open(path, _OPEN_FLAGS, 0o600)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False  # a read-only folder or file
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def _remove_sidecar(root: Path) -> None:
+    for name in _SIDECAR_NAMES:
+        path = root / name
+        if entry_problem(path) is None:  # only regular files: a planted entry stays
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def listing(root: Path) -> dict[str, Stat]:
+    """Each header and messages file's identity and type (``lstat``), by name."""
+    found: dict[str, Stat] = {}
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] == "." or not (name.endswith(HEADER_SUFFIX)
+                                          or name.endswith(MESSAGES_SUFFIX)):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found[name] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+    finally:
+        os.close(fd)
+    return found
+
+
+def _session_of(name: str) -> str:
+    if name.endswith(MESSAGES_SUFFIX):
+        return name[: -len(MESSAGES_SUFFIX)]
+    return name[: -len(HEADER_SUFFIX)]
+
+
+def _identity(files: dict[str, Stat], sid: str) -> tuple[str, int] | None:
+    """A session's files' identity ("-" for no messages file) and their newest change time;
+    None when it has no header, an invalid id, or a file that is not a regular file."""
+    head = files.get(sid + HEADER_SUFFIX)
+    body = files.get(sid + MESSAGES_SUFFIX)
+    if (head is None or _VALID_ID.fullmatch(sid) is None or not stat.S_ISREG(head[4])
+            or (body is not None and not stat.S_ISREG(body[4]))):
         return None
-    return session.system_prompt, session.metadata
+    key = "{}:{}:{}:{}/".format(*head)
+    key += "-" if body is None else "{}:{}:{}:{}".format(*body)
+    return key, max(head[2], head[3], *(body[2:4] if body else ()))
 
 
-def _parse(raw: bytes) -> tuple[list[tuple[int, str, str]], str]:
-    """(seq, role, text) of each readable line (damaged lines are skipped), and all the
-    texts joined (for a first pass over the whole file)."""
-    rows = []
+def read_session(root: Path, sid: str) -> list[Doc]:
+    """A session's texts: system prompt, metadata values, then messages by seq (none when
+    its header is damaged, not a session's, or gone)."""
+    try:
+        session, _ = parse_header(SessionId(sid), read_file(root / (sid + HEADER_SUFFIX)))
+    except (OSError, NotASession, ValueError, TypeError):
+        return []
+    try:
+        raw = read_file(root / (sid + MESSAGES_SUFFIX))
+    except FileNotFoundError:
+        raw = b""
+    except OSError:
+        return []  # swapped for a link or special file since the listing
+    docs: list[Doc] = sorted(_messages(raw), key=_by_seq)
+    docs.append((None, "system", session.system_prompt or ""))
+    docs += [(None, "metadata", text) for text in metadata_texts(session.metadata)]
+    docs.sort(key=_by_seq)  # stable: as the Matcher's ranking breaks ties
+    return docs
+
+
+def _by_seq(doc: Doc) -> int:
+    return -1 if doc[0] is None else doc[0]
+
+
+def _messages(raw: bytes) -> list[Doc]:
+    """(seq, role, text) of each readable line; damaged lines are skipped, fields other
+    than ``seq``, ``role`` and ``content`` are not looked at."""
+    rows: list[Doc] = []
     for line in raw.split(b"\n"):
         try:
             doc: Any = loads(line)
-            content = doc["content"]
+            seq, role, content = doc["seq"], doc["role"], doc["content"]
             text = content if isinstance(content, str) else text_of(content)
-            rows.append((doc["seq"], doc["role"], text))
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
-    return rows, "\n".join(row[2] for row in rows)
+        if type(seq) is int and isinstance(role, str) and isinstance(text, str):
+            rows.append((seq, role, text))
+    return rows
 
 
-_INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectoryIndex] = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectorySearch] = (
+    weakref.WeakKeyDictionary())
 
 
 def search(store: DirectoryStorage, matcher: Matcher, limit: int,
            session_ids: Iterable[str] | None) -> list[SearchHit]:
-    """A scan of the messages files, reusing what an earlier search read of unchanged files."""
-    index = _INDEXES.setdefault(store, DirectoryIndex())
-    return index.search(store, matcher, limit, session_ids)
+    """The store's hits for ``matcher``, through its index (opened on the first search)."""
+    index = _INDEXES.get(store)
+    if index is None:
+        index = _INDEXES[store] = DirectorySearch(store.root)
+        weakref.finalize(store, index.close)
+    return index.search(matcher, limit, session_ids)
