@@ -6,6 +6,8 @@ so the magics can show it as-is instead of a traceback.
 
 from __future__ import annotations
 
+from typing import Literal
+
 
 class ClaudeMagicError(Exception):
     """Base class of every error raised by claude_magic."""
@@ -76,16 +78,21 @@ class StorageError(ClaudeMagicError):
 
 
 class DamagedSession(StorageError):
-    """A session's file or rows exist but cannot be read; it is never overwritten silently."""
+    """A session's file or rows exist but cannot be read; it is never overwritten silently.
 
-    def __init__(self, session_id: str, location: str, reason: str) -> None:
+    ``kind`` says what holds it, so the advice fits: a ``"file"`` is moved aside, a ``"row"``
+    of a database (SQLite, PostgreSQL) is repaired with SQL; deleting frees the id in both."""
+
+    def __init__(self, session_id: str, location: str, reason: str, *,
+                 kind: Literal["file", "row"] = "file") -> None:
         self.session_id = session_id
         self.location = location
         self.reason = reason
-        super().__init__(
-            f"session {str(session_id)!r} is damaged ({reason}) at {location}; move the file "
-            "aside or delete the session to reuse its id"
-        )
+        self.kind = kind
+        fix = ("move the file aside" if kind == "file" else
+               "repair the row with SQL (it is never overwritten)")
+        super().__init__(f"session {str(session_id)!r} is damaged ({reason}) at {location}; "
+                         f"{fix} or delete the session to reuse its id")
 
 
 # --- talking to a model -----------------------------------------------------------------

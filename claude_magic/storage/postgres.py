@@ -66,6 +66,10 @@ _STATS = (", message_count, turns, input_tokens, output_tokens, cost_usd, "
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
 _SCOPES = {"all": "", "mine": "AND owner_role = current_user", "team": "AND visibility = 'team'"}
 _DAMAGED = "unreadable row (bad id, JSON, time or total)"
+#: A message's columns with its time read only when the row passes ``MESSAGE_OK``: psycopg
+#: refuses ``infinity`` or a year past 9999 for the whole result, not for the one row.
+_READ_MESSAGE = MESSAGE_COLUMNS.replace("created_at",
+                                        f"CASE WHEN {MESSAGE_OK} THEN created_at END", 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +222,7 @@ class PostgresStorage(PostgresAssets):
                 self._header(cur, session_id)  # DamagedSession when Python refuses the row
             return row[2:]
         if row is not None:
-            raise DamagedSession(str(session_id), self.location, _DAMAGED)
+            raise DamagedSession(str(session_id), self.location, _DAMAGED, kind="row")
         cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
         other = cur.fetchone()
         if other is None:
@@ -238,7 +242,7 @@ class PostgresStorage(PostgresAssets):
             return summary_of(row)
         except (ValueError, TypeError) as exc:
             raise DamagedSession(str(session_id), self.location,
-                                 f"unreadable row ({exc})") from None
+                                 f"unreadable row ({exc})", kind="row") from None
 
     # --- the Storage protocol -------------------------------------------------------------
 
@@ -291,7 +295,7 @@ class PostgresStorage(PostgresAssets):
             summary = self._header(cur, session_id)
             if summary is None:
                 return None
-            cur.execute(f"SELECT {MESSAGE_COLUMNS}, {MESSAGE_OK} FROM {_M} "
+            cur.execute(f"SELECT {_READ_MESSAGE}, {MESSAGE_OK} FROM {_M} "
                         "WHERE session_id = %s ORDER BY seq", (session_id,))
             rows = cur.fetchall()
         messages = []
@@ -334,7 +338,7 @@ class PostgresStorage(PostgresAssets):
                 stats = SessionStats(*totals[:-1], text.dec(totals[-1]))
             except (TypeError, ValueError) as exc:
                 raise DamagedSession(str(session_id), self.location,
-                                     f"unreadable totals ({exc})") from None
+                                     f"unreadable totals ({exc})", kind="row") from None
             stats.add(stored)  # ValueOutOfRange, nothing written, when a total would overflow
             cur.execute(f"SELECT coalesce(max(seq) + 1, 0) FROM {_M} WHERE session_id = %s",
                         (session_id,))
