@@ -44,6 +44,7 @@ Scored = tuple[float, str, int, int]
 
 def prepare(conn: sqlite3.Connection) -> None:
     """Create the tables, or empty them when they hold another format or version."""
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a first build writes ~1M rows
     conn.executescript(SCHEMA)
     stamp = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     if stamp != {"format": FORMAT, "version": str(VERSION)}:
@@ -235,7 +236,7 @@ def _insert(conn: sqlite3.Connection, fresh: dict[str, tuple[str, bool, list[Doc
             docs.append((doc, sno, ord_, seq, role, norm, text))
             postings += [(word, count / norm, doc, count, loose)
                          for word, (count, loose) in word_counts(text).items()]
-        if len(postings) > 50_000:
+        if len(postings) > 200_000:
             _write(conn, sessions, docs, postings)
     _write(conn, sessions, docs, postings)
     return numbers
@@ -243,6 +244,7 @@ def _insert(conn: sqlite3.Connection, fresh: dict[str, tuple[str, bool, list[Doc
 
 def _write(conn: sqlite3.Connection, *batches: list[tuple[Any, ...]]) -> None:
     """Insert and empty batches of sessions, docs and postings rows."""
+    batches[2].sort()  # in key order: B-tree pages are filled one after another
     for table, rows in zip(("sessions", "docs", "postings"), batches, strict=True):
         if rows:
             conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})",
