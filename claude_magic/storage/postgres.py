@@ -1,7 +1,8 @@
 """PostgreSQL storage: a team's shared store (``postgresql://user@host/db``).
 
 psycopg 3 with a connection pool; one transaction per logical write; parameterized SQL only.
-The schema, its migrations, row-level security and the team role are in ``_pg_schema``.
+The schema, its migrations, row-level security and the team role are in ``_pg_schema``;
+the pool, transactions, errors and damaged-row checks in ``_pg_conn``.
 Each session has an ``owner`` (``JUPYTERHUB_USER``, else the database role) and a
 ``visibility``: ``private`` (the default) or ``team``. PostgreSQL itself decides what a
 connection may read (its own sessions and the team's) and write (its own). Every committed
@@ -10,31 +11,20 @@ write sends a ``NOTIFY``; :meth:`PostgresStorage.subscribe` follows other kernel
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import threading
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import (
-    DamagedSession,
-    SessionExists,
-    SessionNotFound,
-    StorageError,
-    ValueOutOfRange,
-)
+from ..errors import DamagedSession, SessionExists, StorageError
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
-from ..times import MonotonicClock
 from . import _pg_text as text
-from ._pg_assets import PostgresAssets, adopt_assets
-from ._pg_names import CHANNEL, SCHEMA
+from ._pg_assets import adopt_assets
+from ._pg_conn import PostgresConnection, Scope, scope_filter
+from ._pg_names import SCHEMA
 from ._pg_rows import (
-    GUARDED_COLUMNS,
     INSERT_MESSAGE,
     LISTING_COLUMNS,
     MESSAGE_COLUMNS,
@@ -44,19 +34,15 @@ from ._pg_rows import (
     summary_of,
     trusted_id,
 )
-from ._pg_schema import MESSAGE_OK, migrate, set_up
-from ._pg_url import PostgresURL
-from .base import DamagedEntry, DamageLog, SummaryColumns
+from ._pg_schema import MESSAGE_OK, set_up
+from .base import DamagedEntry, SummaryColumns
 
 if TYPE_CHECKING:
     import psycopg
-    from psycopg_pool import ConnectionPool
 
     from ..search import Matcher, SearchHit
-    from ._pg_listen import Subscription
 
 Visibility = Literal["private", "team"]
-Scope = Literal["all", "mine", "team"]
 Callback = Callable[[str, "str | None"], None]
 
 _S = f"{SCHEMA}.sessions"
@@ -64,8 +50,6 @@ _M = f"{SCHEMA}.messages"
 _STATS = (", message_count, turns, input_tokens, output_tokens, cost_usd, "
           "last_model")
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
-_SCOPES = {"all": "", "mine": "AND owner_role = current_user", "team": "AND visibility = 'team'"}
-_DAMAGED = "unreadable row (bad id, JSON, time or total)"
 #: A message's columns with its time read only when the row passes ``MESSAGE_OK``: psycopg
 #: refuses ``infinity`` or a year past 9999 for the whole result, not for the one row.
 _READ_MESSAGE = MESSAGE_COLUMNS.replace("created_at",
@@ -81,168 +65,8 @@ class Sharing:
     mine: bool
 
 
-def _driver() -> Any:
-    try:
-        import psycopg
-        import psycopg_pool  # noqa: F401
-    except ImportError:
-        raise StorageError('the PostgreSQL store needs psycopg 3: '
-                           'pip install "claude-magic[postgres]"') from None
-    return psycopg
-
-
-def _scope(scope: Scope) -> str:
-    try:
-        return _SCOPES[scope]
-    except KeyError:
-        raise ValueError(f"scope must be 'all', 'mine' or 'team', got {scope!r}") from None
-
-
-class PostgresStorage(PostgresAssets):
+class PostgresStorage(PostgresConnection):
     """Sessions in a PostgreSQL database, shared by a team."""
-
-    def __init__(self, url: str, *, owner: str | None = None, pool_size: int = 4,
-                 timeout: float = 15.0) -> None:
-        psycopg = _driver()
-        from psycopg_pool import ConnectionPool
-
-        self._url = PostgresURL.parse(url)
-        self.location = self._url.shown
-        self._owner = owner or os.environ.get("JUPYTERHUB_USER") or None
-        self._token = uuid.uuid4().hex  # tells this object's own notifications apart
-        self._clock = MonotonicClock()
-        self._damage = DamageLog()
-        self._subscriptions: list[Subscription] = []
-        self._lock = threading.Lock()
-        try:
-            with psycopg.connect(self._url.conninfo, autocommit=True,
-                                 connect_timeout=int(timeout)) as setup:
-                migrate(setup, self._url.team_role, self.location)
-                self._role: str = setup.execute("SELECT current_user").fetchone()[0]
-        except psycopg.Error as exc:
-            raise self._error(exc, "cannot open") from None
-        self._pool: ConnectionPool = ConnectionPool(
-            self._url.conninfo, min_size=1, max_size=pool_size, timeout=timeout,
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
-            check=ConnectionPool.check_connection, name="claude_magic", open=True)
-
-    def __repr__(self) -> str:
-        return f"PostgresStorage({self.location!r})"
-
-    # --- connections, transactions, errors ------------------------------------------------
-
-    @contextlib.contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[psycopg.Cursor[Any]]:
-        """One transaction on a pooled connection, rolled back on any error (``write=False``:
-        no BEGIN/COMMIT, each statement is its own transaction: for reads)."""
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
-        try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                if write:
-                    with conn.transaction():
-                        yield cur
-                else:
-                    yield cur
-        except PoolTimeout:
-            raise StorageError(f"cannot reach the PostgreSQL store {self.location} (no "
-                               "connection within the timeout); check the server and try "
-                               "again") from None
-        except psycopg.Error as exc:
-            raise self._error(exc) from None
-
-    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._transaction(write=False) as cur:
-            cur.execute(sql, params)
-            return cur.fetchall()
-
-    def _error(self, exc: Exception, doing: str = "failed") -> StorageError:
-        """A one-line error for a driver error, the password scrubbed."""
-        import psycopg
-
-        message = self._url.scrub(str(exc)) or type(exc).__name__
-        state = getattr(exc, "sqlstate", None)
-        if state == "22003":
-            return ValueOutOfRange(f"a total of the session would overflow ({message}); check "
-                                   "the message's usage and cost, or start a new session")
-        if state == "42501":
-            return StorageError(f"PostgreSQL store {self.location}: permission denied "
-                                f"({message}); an administrator grants "
-                                f"{self._url.team_role} to this role")
-        if isinstance(exc, psycopg.OperationalError):
-            lost = "" if doing == "cannot open" else ("; the last write may not have been "
-                                                      "saved, check and try again")
-            return StorageError(f"PostgreSQL store {self.location}: connection problem "
-                                f"({message}){lost}")
-        return StorageError(f"PostgreSQL store {self.location} {doing}: {message}")
-
-    def _notify(self, cur: psycopg.Cursor[Any], event: str, session_id: str | None, *,
-                team: bool) -> None:
-        """Tell other kernels, at commit; a private session's id is never broadcast."""
-        payload = {"e": event, "by": self._token, "role": self._role,
-                   "id": session_id if team else None}
-        cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(payload)))
-
-    def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
-        return self._damage.report(f"{self.location}#{session_id}{where}", reason, session_id)
-
-    def _report_unreadable(self, cur: psycopg.Cursor[Any]) -> list[DamagedEntry]:
-        cur.execute(f"SELECT id FROM {_S} WHERE NOT readable ORDER BY id")
-        return [self._report(str(row[0]), _DAMAGED) for row in cur.fetchall()]
-
-    def _python_damaged(self, cur: psycopg.Cursor[Any], scope: Scope = "all"
-                        ) -> dict[str, DamagedEntry]:
-        """Rows SQL reads but Python refuses (a 5,000-digit number, JSON nested too deep),
-        each reported once. Only rows ``plain`` cannot vouch for are read (a small index)."""
-        cur.execute(f"SELECT {SESSION_COLUMNS} FROM {_S} WHERE readable AND NOT plain "
-                    f"{_scope(scope)} ORDER BY id")
-        bad = {}
-        for row in cur.fetchall():
-            try:
-                summary_of(row)
-            except (ValueError, TypeError) as exc:
-                bad[row[0]] = self._report(str(row[0]), f"unreadable row ({exc})")
-        return bad
-
-    def _skipped(self, cur: psycopg.Cursor[Any], scope: Scope = "all") -> dict[str, DamagedEntry]:
-        """Report every damaged row; return the ids in ``scope`` a listing must leave out."""
-        self._report_unreadable(cur)
-        return self._python_damaged(cur, scope)
-
-    def _lock_own(self, cur: psycopg.Cursor[Any], session_id: str,
-                  extra: str = "") -> tuple[Any, ...]:
-        """Lock a session this role owns for a write; returns (shared with the team?,
-        *``extra`` columns). SessionNotFound / DamagedSession / StorageError if not writable."""
-        cur.execute(f"SELECT readable, plain, visibility = 'team'{extra} FROM {_S} "
-                    "WHERE id = %s FOR UPDATE", (session_id,))
-        row = cur.fetchone()
-        if row is not None and row[0]:
-            if not row[1]:
-                self._header(cur, session_id)  # DamagedSession when Python refuses the row
-            return row[2:]
-        if row is not None:
-            raise DamagedSession(str(session_id), self.location, _DAMAGED, kind="row")
-        cur.execute(f"SELECT owner FROM {_S} WHERE id = %s", (session_id,))
-        other = cur.fetchone()
-        if other is None:
-            raise SessionNotFound(str(session_id))
-        raise StorageError(f"session {str(session_id)!r} belongs to {text.dec(other[0])}; only "
-                           "its owner changes it (fork it to continue)")
-
-    def _header(self, cur: psycopg.Cursor[Any], session_id: str) -> SessionSummary | None:
-        cur.execute(f"SELECT {GUARDED_COLUMNS}, readable FROM {_S} WHERE id = %s",
-                    (session_id,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        try:
-            if not row[-1]:
-                raise ValueError("bad id, JSON, time or total")
-            return summary_of(row)
-        except (ValueError, TypeError) as exc:
-            raise DamagedSession(str(session_id), self.location,
-                                 f"unreadable row ({exc})", kind="row") from None
 
     # --- the Storage protocol -------------------------------------------------------------
 
@@ -404,7 +228,7 @@ class PostgresStorage(PostgresAssets):
         """Ids of readable sessions this role may see (``mine``, ``team`` or ``all``)."""
         with self._transaction(write=False) as cur:
             bad = self._skipped(cur, scope)
-            cur.execute(f"SELECT id FROM {_S} WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
+            cur.execute(f"SELECT id FROM {_S} WHERE readable {scope_filter(scope)} {_NEWEST_FIRST}")
             rows = cur.fetchall()
         new = str.__new__
         return [new(SessionId, row[0]) for row in rows if not bad or row[0] not in bad]
@@ -412,7 +236,7 @@ class PostgresStorage(PostgresAssets):
     def summaries(self, *, scope: Scope = "all") -> list[SessionSummary]:
         with self._transaction(write=False) as cur:
             self._report_unreadable(cur)
-            cur.execute(f"SELECT {SESSION_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+            cur.execute(f"SELECT {SESSION_COLUMNS} FROM {_S} WHERE readable {scope_filter(scope)} "
                         f"{_NEWEST_FIRST}")
             rows = cur.fetchall()
         result = []
@@ -427,7 +251,7 @@ class PostgresStorage(PostgresAssets):
         """One query, column by column; metadata parsed in one ``json.loads`` of them all."""
         with self._transaction(write=False) as cur:
             bad = self._skipped(cur, scope)
-            cur.execute(f"SELECT {LISTING_COLUMNS} FROM {_S} WHERE readable {_scope(scope)} "
+            cur.execute(f"SELECT {LISTING_COLUMNS} FROM {_S} WHERE readable {scope_filter(scope)} "
                         f"{_NEWEST_FIRST}")
             rows = cur.fetchall()
         if bad:
@@ -446,7 +270,7 @@ class PostgresStorage(PostgresAssets):
     def count(self, *, scope: Scope = "all") -> int:
         with self._transaction(write=False) as cur:
             bad = self._skipped(cur, scope)
-            cur.execute(f"SELECT count(*) FROM {_S} WHERE readable {_scope(scope)}")
+            cur.execute(f"SELECT count(*) FROM {_S} WHERE readable {scope_filter(scope)}")
             return cur.fetchone()[0] - len(bad)  # type: ignore[index]
 
     def damaged(self) -> list[DamagedEntry]:
@@ -506,7 +330,7 @@ class PostgresStorage(PostgresAssets):
     def sharing(self, *, scope: Scope = "all") -> dict[SessionId, Sharing]:
         """Owner and visibility of every session this role may see."""
         rows = self._read(f"SELECT id, owner, visibility, owner_role = current_user FROM {_S} "
-                          f"WHERE readable {_scope(scope)} {_NEWEST_FIRST}")
+                          f"WHERE readable {scope_filter(scope)} {_NEWEST_FIRST}")
         return {trusted_id(r[0]): Sharing(text.dec(r[1]) or "", r[2], r[3]) for r in rows}
 
     def setup(self) -> str:
@@ -533,9 +357,3 @@ class PostgresStorage(PostgresAssets):
             self._subscriptions.append(subscription)
         return subscription.stop
 
-    def close(self) -> None:
-        with self._lock:
-            subscriptions, self._subscriptions = self._subscriptions, []
-        for subscription in subscriptions:
-            subscription.stop()
-        self._pool.close()
