@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..checks import MAX_DEPTH
 from ..session import _RESERVED
-from ._sqlite_fts import m006_search
+from ._sqlite_fts import m006_search, m007_deferred_index
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
                     "message_count, turns, input_tokens, output_tokens, cost_usd, last_model")
@@ -158,6 +158,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("004_assets", _m004_assets),
     ("005_epoch", _m005_epoch),
     ("006_search", m006_search),
+    ("007_deferred_index", m007_deferred_index),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)

@@ -126,8 +126,7 @@ def _any_non_ascii(columns: tuple[str, ...]) -> str:
     return " OR ".join(f"{column} GLOB {_NON_ASCII}" for column in columns)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 #: SQLite's primary result codes that mean "the OS or file refuses writing" (sqlite3.h).
@@ -206,6 +205,11 @@ class SQLiteStorage:
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
         self._damage = DamageLog()
+        #: session id -> (``PRAGMA data_version``, next seq, newest hash): see chain_tip
+        self._tips: dict[str, tuple[int, int, str]] = {}
+        #: session id -> ``PRAGMA data_version`` when this connection's append last found its
+        #: row readable (no other connection wrote since: the row is still as it left it)
+        self._vouched: dict[str, int] = {}
         #: ``PRAGMA data_version`` -> ids of readable rows holding text that is not UTF-8
         self._undecodable: tuple[int, frozenset[str]] = (-1, frozenset())
         #: Why the store is read-only (None when it is writable).
@@ -311,9 +315,15 @@ class SQLiteStorage:
     # --- transactions and migrations ------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """One transaction (a write one by default); rolled back on any error."""
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE", *,
+                     forget: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction (a write one by default); rolled back on any error. A write
+        forgets what :meth:`chain_tip` and :meth:`append` keep (``PRAGMA data_version``
+        does not change for this connection's own writes) unless ``forget`` is false."""
         with self._mutex:
+            if begin != "BEGIN" and forget:
+                self._tips.clear()
+                self._vouched.clear()
             try:
                 self._db.execute(begin)
             except sqlite3.Error as exc:
@@ -390,8 +400,9 @@ class SQLiteStorage:
 
     @staticmethod
     def _message_row(session_id: SessionId, message: Message) -> tuple[Any, ...]:
+        usage = message.usage
         extra = {
-            "usage": message.usage.to_dict(),
+            "usage": usage.to_dict(),
             "stop_reason": message.stop_reason,
             "duration_ms": message.duration_ms,
             "ids": message.ids,
@@ -400,8 +411,8 @@ class SQLiteStorage:
             extra["blocks"] = message.content
         return (session_id, message.seq, message.role, message.text,
                 format_time(message.created_at), message.status, message.error, message.model,
-                message.backend, message.usage.input_tokens, message.usage.output_tokens,
-                message.cost_usd, _dumps(extra))
+                message.backend, usage.input_tokens, usage.output_tokens, message.cost_usd,
+                _dumps(extra))
 
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:
@@ -493,8 +504,7 @@ class SQLiteStorage:
             db.execute("DELETE FROM sessions WHERE id = ?", (stored.id,))
             db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}, epoch) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, new_epoch()))
-            db.executemany(f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", messages)
+            db.executemany(_INSERT_MESSAGE, messages)
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
@@ -567,7 +577,21 @@ class SQLiteStorage:
     def chain_tip(self, session_id: SessionId) -> tuple[int, str] | None:
         """The seq after the newest message and that message's chain hash (``(0, "")`` when
         there is none), read from that one row: what an append links to, in O(1). None when
-        the newest message carries no hash (stored before hashes: the caller reads all)."""
+        the newest message carries no hash (stored before hashes: the caller reads all).
+
+        Kept after this store's own append while ``PRAGMA data_version`` says no other
+        connection committed (any other write of this store forgets it)."""
+        with self._mutex:
+            version = self._read("PRAGMA data_version")[0][0]
+            tip = self._tips.get(session_id)
+            if tip is not None and tip[0] == version:
+                return tip[1], tip[2]
+            found = self._read_tip(session_id)
+            if found is not None:
+                self._tips[session_id] = (version, *found)
+            return found
+
+    def _read_tip(self, session_id: SessionId) -> tuple[int, str] | None:
         rows = self._read("SELECT seq, extra FROM messages WHERE session_id = ? "
                           "ORDER BY seq DESC LIMIT 1", (session_id,))
         if not rows:
@@ -600,20 +624,45 @@ class SQLiteStorage:
 
     def append(self, session_id: SessionId, message: Message) -> Message:
         stored = message.copy()  # checks every field: a bad message is refused here
+        with contextlib.suppress(_Unusual):  # rolled back: the checked path decides
+            self._append_fast(session_id, stored)
+            return stored  # this call's own copy: nothing else holds it
         with self._transaction() as db:
             stats = self._checked_row(db, session_id).stats
             stats.add(stored)  # ValueOutOfRange when a total would pass 64 bits: rolled back
-            stored.seq = db.execute("SELECT coalesce(max(seq) + 1, 0) FROM messages "
-                                    "WHERE session_id = ?", (session_id,)).fetchone()[0]
-            db.execute(f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self._message_row(session_id, stored))
+            stored.seq = db.execute(_NEXT_SEQ, (session_id,)).fetchone()[0]
+            db.execute(_INSERT_MESSAGE, self._message_row(session_id, stored))
             db.execute(
                 "UPDATE sessions SET updated_at = ?, message_count = ?, turns = ?, "
                 "input_tokens = ?, output_tokens = ?, cost_usd = ?, last_model = ? WHERE id = ?",
                 (format_time(self._clock.now()), stats.message_count, stats.turns,
                  stats.input_tokens, stats.output_tokens, stats.cost_usd, stats.last_model,
                  session_id))
-        return stored  # this call's own copy: nothing else holds it
+        return stored
+
+    def _append_fast(self, session_id: SessionId, stored: Message) -> None:
+        """The totals grow in SQL (``_GROW``), then the insert: ``_Unusual`` (rolled back,
+        nothing written) when no row grew (missing, not vouched for, a total past 64 bits),
+        and :meth:`append`'s checked path reads the row and names the problem. The row's
+        ``readable`` and ``plain`` are not evaluated again while no other connection wrote
+        since this one's last append found them true; the chain tip is kept for the next."""
+        usage, model = stored.usage, stored.model
+        grow = (format_time(self._clock.now()), int(stored.role == "user"), usage.input_tokens,
+                usage.output_tokens, float(stored.cost_usd or 0.0),
+                model if model and stored.role == "assistant" else None, session_id)
+        with self._mutex:
+            with self._transaction(forget=False) as db:
+                version = db.execute("PRAGMA data_version").fetchone()[0]
+                vouched = self._vouched.get(session_id) == version
+                self._tips.clear()
+                self._vouched.clear()
+                if db.execute(_GROW if vouched else _GROW_CHECKED, grow).rowcount != 1:
+                    raise _Unusual
+                stored.seq = db.execute(_NEXT_SEQ, (session_id,)).fetchone()[0]
+                db.execute(_INSERT_MESSAGE, self._message_row(session_id, stored))
+            self._vouched[session_id] = version
+            if type(stored.ids.get("hash")) is str:
+                self._tips[session_id] = (version, stored.seq + 1, stored.ids["hash"])
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
@@ -782,6 +831,24 @@ class SQLiteStorage:
             self._db.close()
 
 
+class _Unusual(Exception):
+    """The fast append met a row it cannot vouch for: rolled back, the checked path runs."""
+
+
+_MAX = 2**63 - 1
+#: A message's share of the totals, only when no total passes 64 bits (else no row changes);
+#: ``_GROW_CHECKED`` only on a row SQL vouches Python reads (``readable`` and ``plain``).
+_GROW = ("UPDATE sessions SET updated_at = ?1, message_count = message_count + 1, "
+         "turns = turns + ?2, input_tokens = input_tokens + ?3, "
+         "output_tokens = output_tokens + ?4, cost_usd = cost_usd + ?5, "
+         f"last_model = coalesce(?6, last_model) WHERE id = ?7 AND message_count < {_MAX} "
+         f"AND turns <= {_MAX} - ?2 AND input_tokens <= {_MAX} - ?3 "
+         f"AND output_tokens <= {_MAX} - ?4 AND cost_usd + ?5 >= 0 "
+         "AND cost_usd + ?5 < 9223372036854775808.0")
+_GROW_CHECKED = _GROW + " AND readable AND plain"
+_NEXT_SEQ = "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?"
+_INSERT_MESSAGE = (f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape that could make a lone one
 
 

@@ -55,6 +55,7 @@ OBJECTS = [
     ("index", "sqlite_autoindex_sessions_1", "sessions"),
     ("table", "_migrations", "_migrations"),
     ("table", "assets", "assets"),
+    ("table", "fts_indexed", "fts_indexed"),
     ("table", "messages", "messages"),
     ("table", "messages_fts", "messages_fts"),
     ("table", "messages_fts_config", "messages_fts_config"),
@@ -192,7 +193,7 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
             "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "006_search",
-            "900_tags", "901_tags_index"]
+            "007_deferred_index", "900_tags", "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
