@@ -2,9 +2,9 @@
 
 ``claude_magic.panel()`` opens it (this package is callable too, so ``claude_magic.panel()``
 works however it was imported). It uses the library and the :class:`Workspace` only, never the
-magics. Modules: :mod:`.browser` (the panel), :mod:`.rows` (the table model, pure Python),
-:mod:`.detail` (one opened session), :mod:`.transcript` (a session as HTML), :mod:`.search`
-(the search box).
+magics. Modules: :mod:`.browser` (the panel), :mod:`.widgets` (its controls, row widgets and
+stylesheet), :mod:`.rows` (the table model, pure Python), :mod:`.detail` (one opened session),
+:mod:`.transcript` (a session as HTML), :mod:`.search` (the search box).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 import types
 from typing import Any
 
-from .browser import PAGE_SIZES, SessionPanel, panel
+from .browser import SessionPanel, panel
+from .widgets import PAGE_SIZES
 
 __all__ = ["PAGE_SIZES", "SessionPanel", "panel"]
 

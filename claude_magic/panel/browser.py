@@ -24,85 +24,18 @@ from ..export import plural
 from ..manager import SessionManager
 from ..workspace import Workspace, shell_workspace
 from .detail import close_all
-from .rows import BASE_COLUMNS, SCOPES, SessionRows, owner_text
+from .rows import BASE_COLUMNS, SessionRows, owner_text
 from .search import SearchBox
+from .widgets import CSS, PanelControls, RowView, classed
 
 if TYPE_CHECKING:
-    from ..session import Session, SessionSummary
+    from ..session import Session
     from .detail import DetailView
 
-PAGE_SIZES = (10, 25, 50, 100)
 _FULL_RELOAD_AFTER = 50  # pending events beyond which one summaries() call is cheaper
 
-_CSS = """<style>
-.cm-panel {color: var(--jp-ui-font-color1); font-family: var(--jp-ui-font-family);}
-.cm-panel .cm-cells {display: flex; white-space: nowrap; font-size: var(--jp-ui-font-size1);}
-.cm-panel .cm-c {flex: none; overflow: hidden; text-overflow: ellipsis; padding: 0 6px;
-  box-sizing: border-box; color: var(--jp-ui-font-color1);}
-.cm-panel .cm-n {text-align: right; font-variant-numeric: tabular-nums;}
-.cm-panel .cm-head .cm-c {font-weight: 600; color: var(--jp-ui-font-color2);}
-.cm-panel .cm-head {border-bottom: 1px solid var(--jp-border-color1);}
-.cm-panel .cm-cells-row {border-bottom: 1px solid var(--jp-border-color3);}
-.cm-panel .cm-current .cm-cells {background: var(--jp-layout-color2);}
-.cm-panel .cm-current .cm-c-id {font-weight: 600;}
-.cm-panel .cm-muted {color: var(--jp-ui-font-color3);}
-.cm-panel .cm-error {color: var(--jp-error-color1);}
-.cm-panel .cm-ok {color: var(--jp-success-color1);}
-.cm-panel .cm-title {font-size: var(--jp-ui-font-size2); font-weight: 600;}
-.cm-panel .cm-opened .cm-cells {box-shadow: inset 3px 0 0 var(--jp-brand-color1);
-  background: var(--jp-layout-color3);}
-.cm-panel .cm-empty {padding: 12px 6px; color: var(--jp-ui-font-color2); font-style: italic;}
-.cm-panel .cm-turn {border-bottom: 1px solid var(--jp-border-color3); padding-bottom: 4px;}
-.cm-panel .cm-hit {box-shadow: inset 3px 0 0 var(--jp-brand-color1);
-  background: var(--jp-layout-color2);}
-.cm-panel .cm-compacted {opacity: .6;}
-.cm-panel .cm-transcript > *, .cm-panel .cm-turn > *, .cm-panel .cm-hits > * {flex: none;}
-.cm-panel .cm-transcript img {max-width: 100%; height: auto;}
-.cm-panel .cm-hits {max-height: 260px; overflow: hidden auto;}
-.cm-panel .cm-hit-text {font-size: var(--jp-ui-font-size1); white-space: normal;}
-.cm-panel .cm-hit-text mark {background: var(--jp-warn-color3); color: inherit;}
-</style>"""
 
-
-class RowView:
-    """The widgets of one visible row, reused for whichever session the page shows there."""
-
-    def __init__(self, panel: SessionPanel) -> None:
-        self.session_id: str | None = None
-        self.switch_button = w.Button(description="switch", layout=w.Layout(width="76px"))
-        self.open_button = w.Button(description="open", layout=w.Layout(width="56px"))
-        self.cells = w.HTML()
-        self.switch_button.add_class("cm-switch")
-        self.open_button.add_class("cm-open")
-        self.cells.add_class("cm-row")
-        self.switch_button.on_click(lambda _: panel.switch(self.session_id))
-        self.open_button.on_click(lambda _: panel.open_session(self.session_id))
-        self.widgets = (self.switch_button, self.open_button, self.cells)
-
-    def show(self, summary: SessionSummary, html_cells: str, current: bool,
-             opened: bool) -> None:
-        self.session_id = str(summary.id)
-        self.switch_button.tooltip = f"switch to {summary.id}"
-        self.open_button.tooltip = f"open {summary.id}"
-        self.cells.value = html_cells
-        self.mark(current, opened)
-
-    def mark(self, current: bool, opened: bool = False) -> None:
-        self.switch_button.description = "current" if current else "switch"
-        self.switch_button.disabled = current
-        for cls, on in (("cm-current", current), ("cm-opened", opened)):
-            if on:
-                self.cells.add_class(cls)
-            else:
-                self.cells.remove_class(cls)
-
-
-def _classed(widget: Any, cls: str) -> Any:
-    widget.add_class(cls)
-    return widget
-
-
-class SessionPanel(w.VBox):
+class SessionPanel(PanelControls, w.VBox):
     """A table of sessions with filters, sorting, pages, a detail view and actions.
 
     Test-friendly API: ``rows`` (the visible page as dicts), ``filter_text``, ``meta_filter``,
@@ -140,7 +73,7 @@ class SessionPanel(w.VBox):
         self.search = SearchBox(self)
         wrap = w.Layout(flex_flow="wrap")
         super().__init__(children=[
-            w.HTML(_CSS, layout=w.Layout(margin="0", height="0")), self._title, self.search,
+            w.HTML(CSS, layout=w.Layout(margin="0", height="0")), self._title, self.search,
             w.HBox([self.filter_text, self.meta_filter, self.scope], layout=wrap),
             w.HBox([self.sort_by, self.sort_desc, self.page_size, self.new_id, self.new_button,
                     self.refresh_button], layout=w.Layout(flex_flow="wrap")),
@@ -156,59 +89,6 @@ class SessionPanel(w.VBox):
     def __repr__(self) -> str:
         where = self.workspace.manager.location if self.workspace.manager else "no store"
         return f"<SessionPanel {where}: {plural(self.total, 'session')}, {self.matching} shown>"
-
-    def _build_controls(self, page_size: int) -> None:
-        self._title = _classed(w.HTML(), "cm-title")
-        self.filter_text = _classed(w.Text(
-            placeholder="filter: words in id, prompt, model, metadata",
-            layout=w.Layout(width="340px")), "cm-filter")
-        self.meta_filter = _classed(w.Text(
-            placeholder="metadata: key=value, key2=value2", layout=w.Layout(width="300px")),
-            "cm-meta-filter")
-        self.scope = _classed(w.ToggleButtons(
-            options=SCOPES, value="all",
-            tooltips=["every session you can see", "your own", "shared with the team"],
-            style={"button_width": "56px"}, layout=w.Layout(display="none")), "cm-scope")
-        self.sort_by = _classed(w.Dropdown(
-            description="sort", options=[(label, key) for key, label, _, _ in BASE_COLUMNS],
-            value="updated", layout=w.Layout(width="220px")), "cm-sort")
-        self.sort_desc = _classed(w.ToggleButton(
-            value=True, description="descending", icon="arrow-down",
-            layout=w.Layout(width="130px")), "cm-sort-desc")
-        self.page_size = _classed(w.Dropdown(
-            description="rows", options=sorted({*PAGE_SIZES, page_size}), value=page_size,
-            layout=w.Layout(width="140px")), "cm-page-size")
-        self.new_id = _classed(w.Text(placeholder="new id (optional)",
-                                      layout=w.Layout(width="160px")), "cm-new-id")
-        self.new_button = _classed(w.Button(
-            description="new", icon="plus", tooltip="create a session and switch to it",
-            layout=w.Layout(width="80px")),
-            "cm-new")
-        self.refresh_button = _classed(w.Button(
-            description="refresh", icon="refresh",
-            tooltip="re-read the store (changes made by other processes)",
-            layout=w.Layout(width="100px")), "cm-refresh")
-        self.status = _classed(w.HTML(), "cm-status")
-        self._header = _classed(w.HTML(), "cm-header")
-        self._head = (w.HTML(), w.HTML(), self._header)  # the header row: above the buttons
-        # fixed button columns: the header stays put when no row matches; wide tables scroll
-        self._grid = _classed(w.GridBox(layout=w.Layout(
-            grid_template_columns="80px 60px max-content", overflow="auto hidden",
-            width="100%", max_width="100%")), "cm-table")
-        self.empty = _classed(w.HTML(layout=w.Layout(display="none")), "cm-empty")
-        self.prev_button = _classed(w.Button(description="previous", icon="chevron-left"),
-                                    "cm-prev")
-        self.next_button = _classed(w.Button(description="next", icon="chevron-right"),
-                                    "cm-next")
-        self.page_label = _classed(w.HTML(), "cm-page")
-        for widget in (self.filter_text, self.meta_filter, self.scope, self.sort_by,
-                       self.sort_desc):
-            widget.observe(lambda _: self._quiet or self.quietly(self.select), "value")
-        self.page_size.observe(lambda _: self.quietly(lambda: self.go(0)), "value")
-        self.prev_button.on_click(lambda _: self.quietly(lambda: self.go(self.page - 1)))
-        self.next_button.on_click(lambda _: self.quietly(lambda: self.go(self.page + 1)))
-        self.new_button.on_click(lambda _: self.new(self.new_id.value.strip() or None))
-        self.refresh_button.on_click(lambda _: self.run(self.refresh))
 
     # --- data and rendering ---------------------------------------------------------------
 
@@ -490,9 +370,9 @@ class SessionPanel(w.VBox):
 
     @staticmethod
     def _closed_note() -> w.HTML:
-        return _classed(w.HTML("<span class='cm-muted'>This session browser is closed (a newer "
-                               "one replaced it). Open one with "
-                               "<code>%claude_session panel</code>.</span>"), "cm-closed")
+        return classed(w.HTML("<span class='cm-muted'>This session browser is closed (a newer "
+                              "one replaced it). Open one with "
+                              "<code>%claude_session panel</code>.</span>"), "cm-closed")
 
     def dispose(self) -> None:
         """Close the panel and its last widgets too (nothing left in the kernel)."""
