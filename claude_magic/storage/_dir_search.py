@@ -79,8 +79,9 @@ class DirectorySearch:
     def _search(self, matcher: Matcher, limit: int,
                 wanted: list[str] | None) -> list[SearchHit]:
         trust_before = time.time_ns() - TRUST_MARGIN_NS
-        files = listing(self.root)
-        self._note_changes(files)
+        files, changed = listing(self.root, self._files)
+        self._files = files
+        self._dirty.update(map(_session_of, changed))
         keep = None if wanted is None else set(wanted)
         try:
             with self.index.transaction():
@@ -107,16 +108,6 @@ class DirectorySearch:
         self._dirty -= check
         self._dirty.update(sid for sid, (_, trusted, _) in fresh.items() if not trusted)
         return hits
-
-    def _note_changes(self, files: dict[str, Stat]) -> None:
-        """Mark the sessions whose files changed since the last listing."""
-        previous, self._files = self._files, files
-        if previous is None:
-            self._dirty.update(map(_session_of, files))
-            return
-        get = previous.get
-        self._dirty.update(_session_of(name) for name, key in files.items() if get(name) != key)
-        self._dirty.update(map(_session_of, previous.keys() - files.keys()))
 
 
 def open_index(root: Path, *, replace: bool = False, memory: bool = False
@@ -177,25 +168,34 @@ def _remove_sidecar(root: Path) -> None:
                 os.unlink(path)
 
 
-def listing(root: Path) -> dict[str, Stat]:
-    """Each header and messages file's identity and type (``lstat``), by name."""
+def listing(root: Path, previous: dict[str, Stat] | None = None
+            ) -> tuple[dict[str, Stat], list[str]]:
+    """Each header and messages file's identity and type (``lstat``) by name, and the names
+    that differ from ``previous`` (every name without one)."""
     found: dict[str, Stat] = {}
+    changed: list[str] = []
+    before = (previous or {}).get
+    suffixes = (HEADER_SUFFIX, MESSAGES_SUFFIX)
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         with os.scandir(fd) as entries:
             for entry in entries:
                 name = entry.name
-                if name[0] == "." or not (name.endswith(HEADER_SUFFIX)
-                                          or name.endswith(MESSAGES_SUFFIX)):
+                if name[0] == "." or not name.endswith(suffixes):
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                found[name] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+                key = found[name] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                     st.st_mode)
+                if before(name) != key:
+                    changed.append(name)
     finally:
         os.close(fd)
-    return found
+    if previous is not None:
+        changed += previous.keys() - found.keys()
+    return found, changed
 
 
 def _session_of(name: str) -> str:

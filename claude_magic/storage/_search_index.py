@@ -62,6 +62,7 @@ class SearchIndex:
         self.conn = conn
         self._known: dict[str, tuple[int, str, bool]] = {}  # sid -> (sno, key, trusted)
         self._version: int | None = None  # PRAGMA data_version when _known was read
+        self._grown = False  # many sessions were written in this transaction
 
     def close(self) -> None:
         self.conn.close()
@@ -94,6 +95,9 @@ class SearchIndex:
             self._version = None
             raise
         self.conn.execute("COMMIT")
+        if self._grown:  # a first build: give the WAL's space back
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._grown = False
 
     def update(self, fresh: dict[str, tuple[str, bool, list[Doc]]], gone: Iterable[str]) -> None:
         """Replace the given sessions (id -> (identity, trusted, texts)) and drop ``gone``
@@ -103,6 +107,7 @@ class SearchIndex:
             entry = known.pop(sid, None)
             if entry is not None:
                 _drop(self.conn, entry[0])
+        self._grown = self._grown or len(fresh) > 100
         for sid, sno in _insert(self.conn, fresh).items():
             known[sid] = (sno, *fresh[sid][:2])
 
