@@ -128,6 +128,9 @@ def test_another_process_writing_between_two_searches(tmp_path: Path) -> None:
         assert manager.search("quokka") == []
         assert [h.seq for h in manager.search("wombat")] == [2]
         assert manager.search("wombat") == _reference(manager, "wombat")
+        header = store / "s01.json"  # and of the header, in place
+        header.write_bytes(header.read_bytes().replace(b"Python", b"Pithon"))
+        assert [h.session_id for h in manager.search("pithon")] == ["s01"]
 
 
 def test_unchanged_sessions_are_not_read_again(tmp_path: Path,
