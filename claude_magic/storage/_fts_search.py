@@ -5,16 +5,16 @@ The message index is first caught up with the rows appended since the last searc
 search's own write transaction); a store that cannot write then indexes those rows privately
 for this search (a temporary FTS5 table), so every search sees every committed message.
 
-Ranking is bm25 over every match, except for a query whose rarest term is in more than
-``CANDIDATES`` messages (FTS5's ``fts5vocab`` gives those counts without a scan): bm25 barely
-tells such matches apart, and scoring them all costs about 1 ms per 1,000, so only the
-newest ``CANDIDATES`` matches are ranked (by the same bm25 scores)."""
+Ranking is bm25 over every match, except for a query that matches more than ``CANDIDATES``
+messages (counted without scoring, up to one more): bm25 barely tells so many matches apart,
+and scoring them all costs about 1 ms per 1,000, so only the newest ``CANDIDATES`` matches are
+ranked (by the same bm25 scores; their snippets are made in Python, as the directory store
+makes them). A query with fewer matches is ranked exactly as before."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,67 +67,54 @@ def _hits(db: sqlite3.Connection, matcher: Matcher, limit: int,
     """Message hits from the index (and from rows past ``upto``, indexed privately, when it
     is given) and header hits, in the caller's transaction."""
     query = fts_query(matcher.terms)
-    rows = _messages(db, "messages_fts", query, limit, session_ids,
-                     _common(db, matcher.terms))
+    if _more_than(db, "messages_fts", query, CANDIDATES):
+        hits = _newest_ranked(db, matcher, query, limit, session_ids)
+    else:
+        hits = _ranked(db, "messages_fts", query, limit, session_ids)
     if upto is not None:
         index_pending(db, upto)
-        rows += _messages(db, "pending_fts", query, limit, session_ids, False)
-    hits = [SearchHit(str(r[0]), r[1], r[2], r[3], float(r[4])) for r in rows]
+        hits += _ranked(db, "pending_fts", query, limit, session_ids)
     return best(hits + _header_hits(db, matcher, query, limit, session_ids), limit)
 
 
-def _messages(db: sqlite3.Connection, table: str, query: str, limit: int,
-              session_ids: Sequence[str] | None, newest_only: bool) -> list[Any]:
-    """(session id, seq, role, snippet, score) of the best ``limit`` matches in ``table``;
-    among the newest ``CANDIDATES`` matches only when ``newest_only``."""
+def _more_than(db: sqlite3.Connection, table: str, query: str, count: int) -> bool:
+    """Whether ``query`` matches more than ``count`` rows of ``table`` (counted up to
+    ``count + 1``, with no scoring)."""
+    return fetch(db, f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? "
+                     "LIMIT ?)", (query, count + 1))[0][0] > count
+
+
+def _ranked(db: sqlite3.Connection, table: str, query: str, limit: int,
+            session_ids: Sequence[str] | None) -> list[SearchHit]:
+    """The best ``limit`` matches in ``table`` by bm25, with FTS5's snippets."""
     where, extra = _ids_clause("m.session_id", session_ids)
     snippet = f"snippet({table}, 0, '{OPEN}', '{CLOSE}', '…', {_SNIPPET_TOKENS})"
-    if not newest_only:
-        return fetch(db, f"SELECT m.session_id, m.seq, m.role, {snippet}, -bm25({table}) "
+    rows = fetch(db, f"SELECT m.session_id, m.seq, m.role, {snippet}, -bm25({table}) "
                      f"FROM {table} JOIN messages m ON m.id = {table}.rowid "
                      f"WHERE {table} MATCH ?{where} ORDER BY rank LIMIT ?",
-                     (query, *extra, limit))
-    join = f" JOIN messages m ON m.id = {table}.rowid" if session_ids is not None else ""
-    return fetch(
-        db, f"WITH newest AS (SELECT {table}.rowid AS id, bm25({table}) AS score "
-        f"FROM {table}{join} WHERE {table} MATCH ?1{where.replace('?', '?2')} "
-        f"ORDER BY {table}.rowid DESC LIMIT {CANDIDATES}), "
-        "top AS (SELECT id, score FROM newest ORDER BY score LIMIT ?3) "
-        f"SELECT m.session_id, m.seq, m.role, {snippet}, -top.score FROM top "
-        f"JOIN {table} ON {table}.rowid = top.id JOIN messages m ON m.id = top.id "
-        f"WHERE {table} MATCH ?1 ORDER BY top.score",
-        (query, extra[0] if extra else None, limit))
+                 (query, *extra, limit))
+    return [SearchHit(str(r[0]), r[1], r[2], r[3], float(r[4])) for r in rows]
 
 
-def _common(db: sqlite3.Connection, terms: Sequence[Term]) -> bool:
-    """Whether every term is in more than ``CANDIDATES`` indexed messages (an upper bound
-    from ``fts5vocab``: a phrase is in no more messages than its rarest word)."""
-    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.messages_vocab "
-               "USING fts5vocab(main, messages_fts, row)")
-    for term in terms:
-        counts = []
-        for n, word in enumerate(term.words):
-            token = _token(word)
-            if term.prefix and n == len(term.words) - 1:
-                found = db.execute("SELECT sum(doc) FROM temp.messages_vocab "
-                                   "WHERE term >= ? AND term <= ?",
-                                   (token, token + "\U0010ffff")).fetchone()[0]
-            else:
-                found = db.execute("SELECT doc FROM temp.messages_vocab WHERE term = ?",
-                                   (token,)).fetchone()
-                found = found and found[0]
-            counts.append(found or 0)
-        if min(counts, default=0) <= CANDIDATES:
-            return False
-    return True
+def _newest_ranked(db: sqlite3.Connection, matcher: Matcher, query: str, limit: int,
+                   session_ids: Sequence[str] | None) -> list[SearchHit]:
+    """The best ``limit`` by bm25 among the newest ``CANDIDATES`` matches (FTS5 yields
+    matches by rowid without scoring them all); snippets made in Python for those only."""
+    where, extra = _ids_clause("m.session_id", session_ids)
+    rows = fetch(db, "SELECT m.session_id, m.seq, m.role, m.content, -newest.score FROM "
+                     "(SELECT messages_fts.rowid AS id, bm25(messages_fts) AS score "
+                     "FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                     f"WHERE messages_fts MATCH ?{where} ORDER BY messages_fts.rowid DESC "
+                     "LIMIT ?) AS newest JOIN messages m ON m.id = newest.id "
+                     "ORDER BY newest.score, m.session_id, m.seq LIMIT ?",
+                 (query, *extra, CANDIDATES, limit))
+    return [SearchHit(str(r[0]), r[1], r[2], matcher.snippet(_text(r[3])), float(r[4]))
+            for r in rows]
 
 
-def _token(word: str) -> str:
-    """A query word as the index's tokenizer stores it (lower case, no diacritics)."""
-    if word.isascii():
-        return word.lower()
-    decomposed = unicodedata.normalize("NFKD", word.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def _text(value: Any) -> str:
+    """Message text as read (bytes that are not UTF-8 escaped rather than failing)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _header_hits(db: sqlite3.Connection, matcher: Matcher, query: str, limit: int,

@@ -33,6 +33,7 @@ from ..message import Message, SessionStats, Status, Usage, stored_message
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MAX_TIME, MIN_TIME, MonotonicClock, as_utc, format_time, parse_time
 from ._jsonio import _DECODER, entry_problem
+from ._sqlite_fts import catch_up
 from ._sqlite_schema import (  # noqa: F401 (ID_OK, _time_ok, _plain_time: for tests)
     _MESSAGE_COLUMNS,
     _MESSAGE_OK,
@@ -504,7 +505,9 @@ class SQLiteStorage:
             db.execute("DELETE FROM sessions WHERE id = ?", (stored.id,))
             db.execute(f"INSERT INTO sessions ({_SESSION_COLUMNS}, epoch) "
                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, new_epoch()))
-            db.executemany(_INSERT_MESSAGE, messages)
+            if messages:
+                db.executemany(_INSERT_MESSAGE, messages)
+                catch_up(db)  # a bulk write indexes its text at once, as the search would
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
