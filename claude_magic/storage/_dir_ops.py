@@ -22,6 +22,7 @@ from ..session import SessionId
 from ._dir_search import search
 from ._headers import header_bytes
 from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
+from ._lines import set_hash, set_status
 from .base import new_epoch
 
 __all__ = ["recover", "rename", "search", "set_hashes"]
@@ -55,7 +56,7 @@ def _roll_forward(store: DirectoryStorage) -> None:
         return
     old_header, old_messages = store._header_path(old), store._messages_path(old)
     if os.path.lexists(old_header):  # the new files may be missing or partial: (re)write them
-        session, stats, _ = store._read_header(old)
+        (session, stats, _, _), end = store._state(old)
         session.id = new
         new_messages = store._messages_path(new)
         if os.path.lexists(old_messages):
@@ -63,7 +64,7 @@ def _roll_forward(store: DirectoryStorage) -> None:
         else:
             new_messages.unlink(missing_ok=True)
         write_atomic(store.root, store._header_path(new),
-                     header_bytes(session, stats, new_epoch()))
+                     header_bytes(session, stats, new_epoch(), end))
         sync_dir(store.root)
         old_header.unlink()  # the old session is gone from listings from here on
         old_messages.unlink(missing_ok=True)
@@ -103,11 +104,9 @@ def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[i
                mark: tuple[int, str, str | None] | None = None) -> None:
     """Write ``ids["hash"]`` of the given messages (and, with ``mark``, a message's status
     and error) in one change; other lines are kept byte for byte."""
-    from ..chain import HASH_KEY
-
     path = store._messages_path(session_id)
     with store._locked(), store._os_errors(f"hash messages of {str(session_id)!r}", path):
-        session, stats, _ = store._read_header(session_id)
+        header, _ = store._state(session_id)
         lines = store._read_lines(session_id).split(b"\n")
         found = False
         for index, line in enumerate(lines[:-1]):  # complete lines only
@@ -119,15 +118,11 @@ def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[i
             if type(seq) is not int or (seq not in hashes and (mark is None or seq != mark[0])):
                 continue
             if mark is not None and seq == mark[0]:
-                doc["status"], doc["error"], found = mark[1], mark[2], True
+                set_status(doc, mark[1], mark[2])
+                found = True
             if seq in hashes:
-                doc["ids"] = {**(doc.get("ids") or {}), HASH_KEY: hashes[seq]}
+                set_hash(doc, hashes[seq])
             lines[index] = dumps(doc)
-        if mark is not None:
-            if not found:
-                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
-            session.updated_at = store._clock.now()
-        header_path = store._header_path(session_id)
-        store._replace_all([(path, b"\n".join(lines)),
-                            (header_path, header_bytes(session, stats, new_epoch()))])
-        store._headers.forget(header_path.name)
+        if mark is not None and not found:
+            raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+        store._rewrite(session_id, header, lines, touched=mark is not None)

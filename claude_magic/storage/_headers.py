@@ -38,10 +38,14 @@ from ._jsonio import (
     read_file,
     write_atomic,
 )
+from ._lines import file_totals
 from .base import DamagedEntry, warn_damaged
 
 FORMAT = "claude-magic/session"
-VERSION = 1
+#: Version 2 counts its messages file up to ``counted_bytes`` (see ``_lines.py``); version 1
+#: headers (every earlier claude_magic) count all of it, and are still read and written to.
+VERSION = 2
+READ_VERSIONS = (1, 2)
 HEADER_SUFFIX = ".json"
 MESSAGES_SUFFIX = ".messages.jsonl"
 INDEX_NAME = ".index.json"
@@ -65,15 +69,26 @@ class NotASession(Exception):
     """A JSON file in the directory that is not a session: ignored."""
 
 
+class Header(NamedTuple):
+    """A parsed header: the session (no messages), its totals and ``updated_at`` as counted
+    up to ``counted`` bytes of its messages file (None: all of it, a version-1 header), and
+    the epoch of its messages (None: written by a claude_magic that keeps none)."""
+
+    session: Session
+    stats: SessionStats
+    epoch: int | None
+    counted: int | None
+
+
 def parse_header(session_id: SessionId, raw: bytes) -> tuple[Session, SessionStats]:
-    """Header bytes to (session without messages, stats): see :func:`parse_header_epoch`."""
-    session, stats, _ = parse_header_epoch(session_id, raw)
-    return session, stats
+    """Header bytes to (session without messages, stats as the header counts them; a
+    listing adds the lines past them: :meth:`HeaderCache.columns`)."""
+    header = read_header(session_id, raw)
+    return header.session, header.stats
 
 
-def parse_header_epoch(session_id: SessionId, raw: bytes
-                       ) -> tuple[Session, SessionStats, int | None]:
-    """Header bytes to (session without messages, stats, epoch of its messages or None).
+def read_header(session_id: SessionId, raw: bytes) -> Header:
+    """Header bytes to a :class:`Header`.
 
     Raises :class:`NotASession` for JSON that is not ours and ``ValueError`` (with a short
     reason) for a session file that cannot be read. Files without ``format`` are read as the
@@ -88,7 +103,11 @@ def parse_header_epoch(session_id: SessionId, raw: bytes
     except (RecursionError, OverflowError, MemoryError) as exc:  # impossible values
         raise ValueError(f"bad field ({exc.__class__.__name__})") from None
     epoch = doc.get("epoch")
-    return session, stats, epoch if type(epoch) is int and 0 < epoch < 2**63 else None
+    counted = doc.get("counted_bytes", 0) if doc.get("version") == VERSION else None
+    if counted is not None and (type(counted) is not int or not 0 <= counted < 2**63):
+        raise ValueError("bad field (counted_bytes must be a byte count)")
+    return Header(session, stats, epoch if type(epoch) is int and 0 < epoch < 2**63 else None,
+                  counted)
 
 
 def _header_fields(session_id: SessionId, doc: Any) -> tuple[Session, SessionStats]:
@@ -100,9 +119,9 @@ def _header_fields(session_id: SessionId, doc: Any) -> tuple[Session, SessionSta
             raise NotASession
     elif form != FORMAT:
         raise NotASession
-    elif doc.get("version") != VERSION:
+    elif doc.get("version") not in READ_VERSIONS:
         raise ValueError(f"format version {doc.get('version')!r} is not supported (this "
-                         f"claude_magic reads version {VERSION}); upgrade claude_magic")
+                         f"claude_magic reads versions 1 and {VERSION}); upgrade claude_magic")
     if doc.get("id") != session_id:
         raise ValueError(f"the id inside ({doc.get('id')!r}) differs from the file name")
     try:
@@ -151,13 +170,23 @@ def _stats(value: Any) -> SessionStats:
 _COUNTS = ("message_count", "turns", "input_tokens", "output_tokens")
 
 
-def header_bytes(session: Session, stats: SessionStats, epoch: int | None = None) -> bytes:
-    """The readable, versioned header document of a session; ``epoch`` changes whenever its
-    messages change other than by an append (what lets a reader read only new lines)."""
-    doc = {"format": FORMAT, "version": VERSION, **session.header_dict(),
-           "stats": stats.to_dict()}
+def header_bytes(session: Session, stats: SessionStats, epoch: int | None = None,
+                 counted: int = 0) -> bytes:
+    """The readable, versioned header document of a session, whose ``stats`` and
+    ``updated_at`` count the first ``counted`` bytes of its messages file; ``epoch`` changes
+    whenever its messages change other than by an append (what lets a reader read only new
+    lines). Fields at their defaults are left out (``settings`` ``{}``, zero totals, a
+    ``counted_bytes`` of 0); the seed's fields are always there."""
+    doc = {"format": FORMAT, "version": VERSION, **session.header_dict()}
+    if not doc["settings"]:
+        del doc["settings"]
+    totals = {name: value for name, value in stats.to_dict().items() if value}
+    if totals:
+        doc["stats"] = totals
     if epoch is not None:
         doc["epoch"] = epoch
+    if counted:
+        doc["counted_bytes"] = counted
     return dumps(doc, indent=2) + b"\n"
 
 
@@ -376,12 +405,16 @@ class HeaderCache:
         except OSError:
             return None  # deleted while we looked
         try:
-            session, stats = parse_header(session_id, raw)
+            session, stats, _, counted = read_header(session_id, raw)
         except NotASession:
             return Entry(session_id, key, trusted)
         except ValueError as exc:
             return Entry(session_id, key, trusted,
                          damage=DamagedEntry(path, str(exc), session_id))
+        if counted is not None:  # and the lines appended since it was written
+            stats, session.updated_at = file_totals(
+                os.path.join(self._root, session_id + MESSAGES_SUFFIX), counted, stats,
+                session.updated_at)
         summary = SessionSummary(session.id, session.system_prompt, session.metadata,
                                  session.settings, session.created_at, session.updated_at, stats)
         return Entry(session_id, key, trusted, format_time(session.updated_at), None, summary)

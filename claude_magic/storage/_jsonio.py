@@ -212,6 +212,19 @@ def _fill(fd: int, tmp: str, data: bytes, durable: bool) -> None:
         raise
 
 
+def read_at(fd: int, offset: int, size: int) -> bytes:
+    """``size`` bytes of the file open as ``fd`` from ``offset`` (fewer at its end)."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks, left = [], size
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """``os.write`` until every byte of ``data`` is written."""
     view = memoryview(data)

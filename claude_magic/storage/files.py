@@ -30,12 +30,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import secrets
 import stat
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +44,39 @@ from ..message import Message, SessionStats, Status, stored_message_from_dict
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from ._assets import AssetFolder
+from ._dir_lock import DirectoryLock
 from ._headers import (
     HEADER_SUFFIX,
     LOCK_NAME,
     MESSAGES_SUFFIX,
+    Header,
     HeaderCache,
     NotASession,
     header_bytes,
-    parse_header_epoch,
+    read_header,
 )
 from ._jsonio import (
     _DECODER,
     NotRegularFile,
-    check_stored,
     dumps,
     entry_problem,
     loads,
     open_regular,
+    read_at,
     read_file,
     stage,
     sync_dir,
-    write_all,
+)
+from ._lines import (
+    BAD_LINE,
+    SURROGATE_ESCAPE,
+    checked,
+    encode,
+    expand,
+    line_hash,
+    set_status,
+    tail_totals,
+    totals,
 )
 from .base import (
     DamagedEntry,
@@ -78,18 +89,13 @@ from .base import (
 )
 
 _TAIL_CHUNK = 4096
-#: errors of a message line read back (a planted file can hold anything)
-_BAD_LINE = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
-#: a JSON escape of a UTF-16 surrogate: the only way a line's text can hold a lone one
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class DirectoryStorage:
     """Sessions as files in one directory (the default, ``.claude_sessions/``)."""
 
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
-        from filelock import FileLock
-
         self.root = Path(root).expanduser().resolve()  # a linked root is the user's choice
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -101,9 +107,7 @@ class DirectoryStorage:
         self.location = str(self.root)
         self._lock_path = self.root / LOCK_NAME
         self._paths: dict[tuple[str, str], Path] = {}  # (id, suffix) -> checked path
-        # filelock >= 3.20.3 opens the lock file with O_NOFOLLOW (Unix, and its soft lock)
-        self._lock = FileLock(self._lock_path, timeout=lock_timeout)
-        self._lock_timeout = lock_timeout
+        self._lock = DirectoryLock(self._lock_path, self.root, lock_timeout)
         self._mutex = threading.RLock()
         self._clock = MonotonicClock()
         self._headers = HeaderCache(self.root)
@@ -111,6 +115,7 @@ class DirectoryStorage:
         self._line_damage: dict[str, tuple[tuple[int, int, int], list[DamagedEntry]]] = {}
         self._warned_lines: set[str] = set()  # each damaged line is reported once
         self._assets = AssetFolder(self.root)  # images and PDFs: assets/<sha256>.<ext>
+        self._tips: dict[SessionId, Any] = {}  # what the last append left (_dir_append.Tip)
         from ._dir_ops import recover
 
         recover(self)  # a rename a killed process left half done is finished first
@@ -141,23 +146,8 @@ class DirectoryStorage:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        from filelock import Timeout
-
         with self._mutex:
-            problem = entry_problem(self._lock_path)
-            if problem is not None:  # filelock opens with O_NOFOLLOW too; this says why
-                raise StorageError(f"cannot lock session directory {self.root}: "
-                                   f"{self._lock_path} is {problem}; remove it")
-            try:
-                self._lock.acquire(poll_interval=0.002)
-            except Timeout:
-                raise StorageError(
-                    f"session directory {self.root} stayed locked for {self._lock_timeout:.0f}s; "
-                    "is another process stuck? remove its .lock file if none is running"
-                ) from None
-            except OSError as exc:
-                raise StorageError(f"cannot lock session directory {self.root}: "
-                                   f"{exc.strerror or exc}") from None
+            self._lock.acquire()
             try:
                 yield
             finally:
@@ -184,9 +174,10 @@ class DirectoryStorage:
             if problem is not None:
                 raise DamagedSession(str(session_id), str(path), problem)
 
-    def _read_header(self, session_id: SessionId) -> tuple[Session, SessionStats, int | None]:
-        """The header of an existing session and its epoch, or SessionNotFound /
-        DamagedSession."""
+    def _read_header(self, session_id: SessionId) -> Header:
+        """The header of an existing session as it was written (its totals count
+        ``counted_bytes`` of the messages file: :meth:`_state` adds the rest), or
+        SessionNotFound / DamagedSession."""
         path = self._header_path(session_id)
         try:
             raw = read_file(path)
@@ -197,13 +188,38 @@ class DirectoryStorage:
             raise DamagedSession(str(session_id), str(path), exc.strerror) from None
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return self._parse_header(session_id, raw)
+
+    def _parse_header(self, session_id: SessionId, raw: bytes) -> Header:
+        path = self._header_path(session_id)
         try:
-            return parse_header_epoch(session_id, raw)
+            return read_header(session_id, raw)
         except NotASession:
             raise DamagedSession(str(session_id), str(path),
                                  "not a claude_magic session file") from None
         except ValueError as exc:
             raise DamagedSession(str(session_id), str(path), str(exc)) from None
+
+    def _state(self, session_id: SessionId) -> tuple[Header, int]:
+        """The header with the session's totals and ``updated_at`` as they are now (the lines
+        past ``counted_bytes`` counted in), and the offset after its last complete line."""
+        header = self._read_header(session_id)
+        path = self._messages_path(session_id)
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return header._replace(stats=SessionStats()) if header.counted else header, 0
+        except NotRegularFile as exc:
+            raise DamagedSession(str(session_id), str(path), exc.strerror) from None
+        try:
+            # a version-1 header (counted None) is recounted: a writer killed between its
+            # line and its header left it one message behind
+            stats, header.session.updated_at, end, _ = tail_totals(
+                fd, os.fstat(fd).st_size, header.counted, header.stats,
+                header.session.updated_at)
+        finally:
+            os.close(fd)
+        return header._replace(stats=stats), end
 
     # --- messages -------------------------------------------------------------------------
 
@@ -225,18 +241,19 @@ class DirectoryStorage:
         """Every complete, readable message line (``first``: the number of the first line
         in ``raw``); unreadable lines are reported.
 
-        A line exactly as this store writes it (see :func:`stored_message_from_dict`) becomes
-        a message without each field being checked again; any other line takes the checked
+        A line as this store writes it (``_lines.expand`` of it: see
+        :func:`stored_message_from_dict`) becomes a message without each field being checked
+        again; any other line takes the checked
         path, which reports it if it is damaged."""
         path = self._messages_path(session_id)
         messages, damage = [], []
         lines = raw.split(b"\n")
-        fast = _SURROGATE_ESCAPE.search(raw) is None
+        fast = SURROGATE_ESCAPE.search(raw) is None
         decode, trusted, append = _DECODER.decode, stored_message_from_dict, messages.append
         for number, line in enumerate(lines[:-1], start=first):  # the last piece: torn or empty
             if fast:
                 try:
-                    message = trusted(decode(line.decode()))
+                    message = trusted(expand(decode(line.decode())))
                 except (ValueError, RecursionError):
                     message = None
                 if message is not None:
@@ -245,8 +262,8 @@ class DirectoryStorage:
             if not line.strip():
                 continue
             try:
-                message = _message(line)
-            except _BAD_LINE as exc:
+                message = checked(loads(line))
+            except BAD_LINE as exc:
                 reason = f"unreadable message ({exc.__class__.__name__}: {str(exc)[:200]})"
                 entry = DamagedEntry(f"{path}:{number}", reason, session_id)
                 damage.append(entry)
@@ -276,12 +293,8 @@ class DirectoryStorage:
         except (ValueError, KeyError, TypeError):
             pass
         # the last line is damaged: continue after the highest readable seq
-        messages, _ = self._parse_lines(session_id, _read_at(fd, 0, size), warn=False)
+        messages, _ = self._parse_lines(session_id, read_at(fd, 0, size), warn=False)
         return max((m.seq or 0 for m in messages), default=-1) + 1, size
-
-    @staticmethod
-    def _message_line(message: Message) -> bytes:
-        return dumps(message.to_dict()) + b"\n"
 
     # --- writing several files as one change ---------------------------------------------
 
@@ -337,7 +350,7 @@ class DirectoryStorage:
         stored = session.checked_copy()
         header_path = self._header_path(stored.id)
         messages_path = self._messages_path(stored.id)
-        lines = b"".join(self._message_line(m) for m in stored.messages)
+        lines = b"".join(encode(m) for m in stored.messages)
         with self._locked(), self._os_errors(f"store session {str(stored.id)!r}", header_path):
             self._refuse_odd(stored.id)  # a planted link is damage, never replaced silently
             if os.path.lexists(header_path) and not overwrite:
@@ -345,17 +358,22 @@ class DirectoryStorage:
             if not preserve_times:
                 stored.created_at = stored.updated_at = self._clock.now()
             # no lines: an old session's (or a killed create's) messages file goes
-            self._replace_all([(messages_path, lines or None),
-                               (header_path, header_bytes(stored, stored.stats, new_epoch()))])
+            self._replace_all([(messages_path, lines or None), (header_path, header_bytes(
+                stored, stored.stats, new_epoch(), len(lines)))])
             self._headers.forget(header_path.name)
         return stored
 
     def load(self, session_id: SessionId) -> Session | None:
         try:
-            session, _, _ = self._read_header(session_id)
+            header = self._read_header(session_id)
         except SessionNotFound:
             return None
-        session.messages, _ = self._parse_lines(session_id, self._read_lines(session_id))
+        session, raw = header.session, self._read_lines(session_id)
+        session.messages, _ = self._parse_lines(session_id, raw)
+        if header.counted is not None and len(raw) > header.counted:  # lines it does not count
+            start = header.counted if raw[header.counted - 1:header.counted] in (b"\n", b"") \
+                else 0
+            _, session.updated_at, _ = totals(raw[start:], SessionStats(), session.updated_at)
         return session
 
     def load_since(self, session_id: SessionId, since: Position | None) -> Since | None:
@@ -376,9 +394,10 @@ class DirectoryStorage:
 
     def _read_since(self, session_id: SessionId, since: Position | None) -> Since | None:
         try:
-            session, _, epoch = self._read_header(session_id)
+            header = self._read_header(session_id)
         except SessionNotFound:
             return None
+        session, epoch = header.session, header.epoch
         path = self._messages_path(session_id)
         try:
             fd = open_regular(path)
@@ -393,7 +412,7 @@ class DirectoryStorage:
             partial = (since is not None and epoch is not None and since.epoch == epoch
                        and since.inode == st.st_ino and since.offset <= st.st_size)
             offset, line = (since.offset, since.next) if partial else (0, 1)
-            raw = _read_at(fd, offset, st.st_size - offset)
+            raw = read_at(fd, offset, st.st_size - offset)
         finally:
             os.close(fd)
         raw = raw[: raw.rfind(b"\n") + 1]  # complete lines only: a torn one is not ours yet
@@ -429,7 +448,7 @@ class DirectoryStorage:
             return None  # a torn line: the append cuts it, the full read knows what is stored
         try:
             doc = loads(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1])
-            seq, found = doc["seq"], doc["ids"]["hash"]
+            seq, found = doc["seq"], line_hash(doc)
         except (ValueError, TypeError, KeyError):
             return None
         return (seq + 1, found) if type(seq) is int and type(found) is str and found else None
@@ -437,79 +456,51 @@ class DirectoryStorage:
     def update(self, session_id: SessionId, changes: SessionChanges) -> None:
         path = self._header_path(session_id)
         with self._locked(), self._os_errors(f"update session {str(session_id)!r}", path):
-            session, stats, epoch = self._read_header(session_id)
-            changes.apply(session, self._clock.now())
-            self._replace_all([(path, header_bytes(session, stats, epoch))])
+            header, end = self._state(session_id)
+            changes.apply(header.session, self._next_time(header))
+            self._replace_all([(path, header_bytes(header.session, header.stats, header.epoch,
+                                                   end))])
             self._headers.forget(path.name)
 
-    def append(self, session_id: SessionId, message: Message) -> Message:
-        stored = message.copy()  # checks every field: a bad message is refused here
-        path = self._messages_path(session_id)
-        with self._locked(), self._os_errors(f"append to session {str(session_id)!r}", path):
-            session, stats, epoch = self._read_header(session_id)
-            existed = os.path.lexists(path)
-            fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
-            try:
-                stored.seq, size = self._tail_seq(session_id, fd)
-                stale = stored.seq != stats.message_count
-                if stale:  # a writer died between its two writes: recount
-                    raw = _read_at(fd, 0, size)
-                    stats = SessionStats.of(self._parse_lines(session_id, raw, warn=False)[0])
-                stats.add(stored)
-                session.updated_at = self._clock.now()
-                self._append_line(session, stats, epoch, fd, self._message_line(stored), size)
-            except BaseException:
-                if not existed:  # the file this append created goes again
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-                raise
-            finally:
-                os.close(fd)
-            self._headers.forget(self._header_path(session_id).name)
-            if stale:  # make the recount durable (a second kill must not undo it)
-                with contextlib.suppress(OSError):
-                    sync_dir(self.root)
-        return stored  # this call's own copy: nothing else holds it
+    def _next_time(self, header: Header) -> datetime:
+        """The ``updated_at`` of a change now: after the session's last one, always."""
+        return max(self._clock.now(), header.session.updated_at + _MICROSECOND)
 
-    def _append_line(self, session: Session, stats: SessionStats, epoch: int | None, fd: int,
-                     line: bytes, size: int) -> None:
-        """Append ``line`` to the messages file open as ``fd`` (``size`` bytes long) and
-        replace the header; if either fails, the file is cut back and nothing changed."""
-        header_path = self._header_path(session.id)
-        tmp = stage(self.root, header_bytes(session, stats, epoch))  # fails first: a full disk
-        try:
-            write_all(fd, line)
-            os.fsync(fd)
-            # the fsynced line is the commit; the header only carries totals and updated_at,
-            # which the next append recounts if a power cut loses this rename
-            os.replace(tmp, header_path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-            raise
+    def append(self, session_id: SessionId, message: Message) -> Message:
+        """One fsynced line (the commit); the header is rewritten only now and then
+        (``_dir_append.py``)."""
+        from ._dir_append import append
+
+        return append(self, session_id, message)
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
         path = self._messages_path(session_id)
         with self._locked(), self._os_errors(f"mark a message of {str(session_id)!r}", path):
-            session, stats, _ = self._read_header(session_id)
+            header, _ = self._state(session_id)
             lines = self._read_lines(session_id).split(b"\n")
             for index, line in enumerate(lines[:-1]):  # complete lines only
                 doc = _loads_or_none(line)
                 if doc is not None and type(doc.get("seq")) is int and doc["seq"] == seq:
-                    doc["status"], doc["error"] = status, error
+                    set_status(doc, status, error)
                     lines[index] = dumps(doc)
                     break
             else:
                 raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            session.updated_at = self._clock.now()
-            header_path = self._header_path(session_id)
-            self._replace_all([(path, b"\n".join(lines)),  # other lines kept byte for byte
-                               (header_path, header_bytes(session, stats, new_epoch()))])
-            self._headers.forget(header_path.name)
+            self._rewrite(session_id, header, lines, touched=True)
+
+    def _rewrite(self, session_id: SessionId, header: Header, lines: list[bytes], *,
+                 touched: bool) -> None:
+        """Replace the messages file with ``lines`` (a split of it, changed: other lines are
+        kept byte for byte) and the header with one counting them under a new epoch;
+        ``touched``: the change renews ``updated_at``."""
+        data = b"\n".join(lines)
+        if touched:
+            header.session.updated_at = self._next_time(header)
+        header_path = self._header_path(session_id)
+        self._replace_all([(self._messages_path(session_id), data), (header_path, header_bytes(
+            header.session, header.stats, new_epoch(), len(data) - len(lines[-1])))])
+        self._headers.forget(header_path.name)
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         """Remove a session's files; with ``if_updated_at`` only if its stored ``updated_at``
@@ -523,10 +514,10 @@ class DirectoryStorage:
                                              header_path):
             if if_updated_at is not None:
                 try:
-                    session, _, _ = self._read_header(session_id)
+                    header, _ = self._state(session_id)
                 except (SessionNotFound, DamagedSession):
                     return False
-                if session.updated_at != if_updated_at:
+                if header.session.updated_at != if_updated_at:
                     return False
             existed = self._remove(session_id)
             self._headers.forget(header_path.name)
@@ -579,7 +570,7 @@ class DirectoryStorage:
 
     def summary(self, session_id: SessionId) -> SessionSummary | None:
         try:
-            session, stats, _ = self._read_header(session_id)  # the header carries the totals
+            (session, stats, _, _), _ = self._state(session_id)
         except SessionNotFound:
             return None
         return SessionSummary(session.id, session.system_prompt, session.metadata,
@@ -657,16 +648,7 @@ class DirectoryStorage:
         with self._mutex:
             self._headers.reset()
             self._line_damage.clear()
-
-
-def _message(line: bytes) -> Message:
-    """One stored message line, checked like any value read from a planted file."""
-    data = loads(line)
-    check_stored(data, "the message")
-    message = Message.from_dict(data)
-    if type(message.seq) is not int:
-        raise TypeError("seq must be an integer")
-    return message
+            self._lock.close()
 
 
 def _tail_of(fd: int, size: int) -> tuple[bytes, int]:
@@ -676,21 +658,8 @@ def _tail_of(fd: int, size: int) -> tuple[bytes, int]:
     while position > 0 and tail.count(b"\n") < 2:
         step = min(step * 2, position)
         position -= step
-        tail = _read_at(fd, position, step) + tail
+        tail = read_at(fd, position, step) + tail
     return tail, position
-
-
-def _read_at(fd: int, offset: int, size: int) -> bytes:
-    """``size`` bytes of the file open as ``fd`` from ``offset`` (fewer at its end)."""
-    os.lseek(fd, offset, os.SEEK_SET)
-    chunks, left = [], size
-    while left > 0:
-        chunk = os.read(fd, left)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _restore(path: Path, backup: str | None, existed: bool) -> None:

@@ -123,16 +123,28 @@ def test_a_full_disk_refuses_writes_and_changes_nothing(full_disk: Path) -> None
     fill(full_disk)
     before = state(root)
     with SessionManager.with_storage(StorageBackend.file(root)) as manager:
-        for operation in ("append", "create", "update", "mark", "fork", "overwrite"):
+        for operation in ("create", "update", "mark", "fork", "overwrite"):
             with pytest.raises(StorageError) as caught:
                 OPS[operation](manager)
             text = str(caught.value)
             assert "No space left on device" in text and "\n" not in text and str(root) in text
         assert manager.resume("s").messages[1].content == "a"
     assert state(root) == before
+    with SessionManager.with_storage(StorageBackend.file(root)) as manager:
+        # an append writes one line: stored, durably, where the file's last block has room,
+        # else refused with nothing changed
+        try:
+            manager.append("s", Message("user", "more"))
+        except StorageError as exc:
+            assert "No space left on device" in str(exc) and "\n" not in str(exc)
+            assert state(root) == before
+        else:
+            assert [m.content for m in manager.resume("s").messages] == ["q", "a", "more"]
+            assert manager.summary("s").stats.message_count == 3
     (full_disk / "filler.bin").unlink()
     with SessionManager.with_storage(StorageBackend.file(root)) as manager:
-        assert manager.append("s", Message("user", "room again")).seq == 2
+        count = manager.summary("s").stats.message_count
+        assert manager.append("s", Message("user", "room again")).seq == count
 
 
 READ_ONLY = """
@@ -268,40 +280,63 @@ def test_prune_never_deletes_a_session_updated_after_it_listed(tmp_path: Path) -
 
 KILLED_APPEND = """
     import os, signal, sys
+    import claude_magic.storage._dir_append as dir_append
     from claude_magic.manager import SessionManager
     from claude_magic.message import Message
     kill_at = sys.argv[2]
-    real_replace, real_fsync = os.replace, os.fsync
-    def replace(src, dst, *a, **k):
+    if kill_at == "before-header":
+        dir_append.FOLD_BYTES = 0  # this append rewrites the header too
+    real = {name: getattr(os, name) for name in ("write", "fsync", "replace", "utime")}
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+    def write(fd, data):
+        if kill_at == "mid-line":  # half the line reaches the file
+            real["write"](fd, bytes(data)[: len(data) // 2])
+            die()
+        return real["write"](fd, data)
+    def utime(*args, **kwargs):
+        if kill_at == "before-utime":  # the line is written, the header's time is not set
+            die()
+        return real["utime"](*args, **kwargs)
+    def fsync(fd):
+        if kill_at == "before-fsync":
+            die()
+        return real["fsync"](fd)
+    def replace(src, dst, *args, **kwargs):
         if kill_at == "before-header" and str(dst).endswith("s.json"):
-            os.kill(os.getpid(), signal.SIGKILL)  # the line is stored, the header is not
-        return real_replace(src, dst, *a, **k)
-    os.replace = replace
-    import claude_magic.storage.files as files
-    real_sync = files.sync_dir
-    def sync_dir(path):
-        real_sync(path)
-        if kill_at == "after-recount":
-            os.kill(os.getpid(), signal.SIGKILL)  # right after the recounted header is synced
-    files.sync_dir = sync_dir
+            die()  # the line is stored, the header counting it is not
+        return real["replace"](src, dst, *args, **kwargs)
     manager = SessionManager.with_storage(sys.argv[1])
+    manager.resume("s")
+    os.write, os.fsync, os.replace, os.utime = write, fsync, replace, utime
     manager.append("s", Message("user", "from a killed writer"))
 """
 
+KILLS = ("mid-line", "before-utime", "before-fsync", "before-header", "before-header",
+         "mid-line")
 
-def test_stale_totals_converge_durably_after_two_kills(tmp_path: Path) -> None:
+
+def test_writers_killed_at_each_step_leave_exact_totals(tmp_path: Path) -> None:
     root = tmp_path / "sessions"
     make_store(root)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = textwrap.dedent(KILLED_APPEND)
-    for kill_at in ("before-header", "before-header", "after-recount"):
+    path = root / "s.messages.jsonl"
+    for kill_at in KILLS:
         done = subprocess.run([sys.executable, "-c", code, str(root), kill_at], env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == -signal.SIGKILL, done.stderr
-    header = json.loads((root / "s.json").read_bytes())
-    lines = (root / "s.messages.jsonl").read_bytes().splitlines()
-    assert len(lines) == 5  # two answers, two lines of killed writers, the recounting one
-    assert header["stats"]["message_count"] == 5  # on disk, before anyone appends again
+        complete = path.read_bytes().count(b"\n")
+        json.loads((root / "s.json").read_bytes())  # the header is whole, old or new
+        with SessionManager.with_storage(StorageBackend.file(root)) as manager:
+            messages = manager.resume("s").messages
+            assert [m.seq for m in messages] == list(range(complete)), kill_at
+            assert manager.summary("s").stats.message_count == complete, kill_at
+            listed = {summary.id: summary for summary in manager.summaries()}
+            assert listed["s"].stats.message_count == complete, kill_at
+            assert manager.damaged() == []
+    assert complete == 6  # two answers and the four complete lines of killed writers
     with SessionManager.with_storage(StorageBackend.file(root)) as manager:
-        assert manager.summary("s").stats.message_count == 5
-        assert manager.append("s", Message("user", "next")).seq == 5
+        assert manager.append("s", Message("user", "next")).seq == 6  # the torn line is cut
+        assert manager.summary("s").stats.message_count == 7
+        assert manager.verify("s").ok

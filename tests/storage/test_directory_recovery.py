@@ -46,12 +46,13 @@ def test_a_torn_last_line_is_ignored_then_cut(manager: SessionManager, root: Pat
     assert manager.summaries()[0].stats.message_count == 3
 
 
-def test_a_line_without_its_header_update_is_counted_next_time(manager: SessionManager,
-                                                                root: Path) -> None:
-    line = Message("user", "written, then killed", seq=2).to_dict()
+def test_a_line_without_its_header_update_is_counted_at_once(manager: SessionManager,
+                                                              root: Path) -> None:
+    line = Message("user", "written, then killed", seq=2).to_dict()  # as older versions did
     with open(root / "s.messages.jsonl", "ab") as handle:
         handle.write(json.dumps(line).encode() + b"\n")
-    assert manager.summaries()[0].stats.message_count == 2  # the header lags behind
+    assert manager.summaries()[0].stats.message_count == 3  # the header counts the rest
+    assert manager.summary("s").stats.turns == 2
     assert len(manager.resume("s").messages) == 3  # the message itself is there
     assert manager.append("s", Message("assistant", "after")).seq == 3
     stats = manager.summaries()[0].stats
