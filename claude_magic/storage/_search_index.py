@@ -1,11 +1,13 @@
 """The directory store's search index: SQLite tables of each session's texts and their words.
 
 ``sessions`` holds each indexed session with the identity of its two files when they were
-read (inode, size, mtime_ns, ctime_ns) and whether that identity can be trusted (files older
-than the trust margin); ``docs`` holds the texts (system prompt, metadata values, messages)
-with what :meth:`Matcher.score` divides by; ``postings`` holds, per word key, each text's
-count, its score for a one-word query (``nw``) and whether a loose word is among them. The
-caller (``_dir_search``) keeps it current; this module stores and answers queries.
+read (inode, size, mtime_ns, ctime_ns), whether that identity can be trusted (files older
+than the trust margin) and its word keys; ``docs`` holds its texts (system prompt, metadata
+values, messages, numbered ``ord`` in the order ties are broken) with what
+:meth:`Matcher.score` divides by; ``postings`` holds, per word key and session, each text's
+count (``hits``: "ord count ord count ..."), the best one-word score among them and whether a
+loose word is among them. One row per word and session, not per text, keeps the file small
+and a first build short. The caller (``_dir_search``) keeps it current.
 """
 
 from __future__ import annotations
@@ -21,38 +23,43 @@ from ..search import Matcher, SearchHit
 from ._search_words import Part, norm_of, plan, word_counts
 
 FORMAT = "claude-magic/search-index"
-VERSION = 1
+VERSION = 2
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS sessions (sno INTEGER PRIMARY KEY, sid TEXT NOT NULL UNIQUE,
-    key TEXT NOT NULL, trusted INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS docs (doc INTEGER PRIMARY KEY, sno INTEGER NOT NULL,
-    ord INTEGER NOT NULL, seq INTEGER, role TEXT NOT NULL, norm REAL NOT NULL,
-    text TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS docs_sno ON docs (sno);
-CREATE TABLE IF NOT EXISTS postings (word TEXT NOT NULL, nw REAL NOT NULL, doc INTEGER NOT NULL,
-    count INTEGER NOT NULL, loose INTEGER NOT NULL, PRIMARY KEY (word, nw, doc)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_doc ON postings (doc);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE sessions (sno INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL, trusted INTEGER NOT NULL, words TEXT NOT NULL);
+CREATE TABLE docs (sno INTEGER NOT NULL, ord INTEGER NOT NULL, seq INTEGER, role TEXT NOT NULL,
+    norm REAL NOT NULL, text TEXT NOT NULL, PRIMARY KEY (sno, ord)) WITHOUT ROWID;
+CREATE TABLE postings (word TEXT NOT NULL, sno INTEGER NOT NULL, best REAL NOT NULL,
+    hits TEXT NOT NULL, loose INTEGER NOT NULL, PRIMARY KEY (word, sno)) WITHOUT ROWID;
+CREATE INDEX postings_best ON postings (word, best);
 """
 TABLES = ("meta", "sessions", "docs", "postings")
 
 #: A text of a session: (seq or None, role, text), in the order ties are broken.
 Doc = tuple["int | None", str, str]
-#: A scored text before its snippet: (score, session id, ord, doc).
+#: A scored text before its snippet: (score, session id, ord, session number).
 Scored = tuple[float, str, int, int]
+#: A session's texts holding a word: ord -> count, and whether a loose word is among them.
+Found = tuple[dict[int, int], bool]
 
 
 def prepare(conn: sqlite3.Connection) -> None:
-    """Create the tables, or empty them when they hold another format or version."""
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a first build writes ~1M rows
-    conn.executescript(SCHEMA)
-    stamp = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    if stamp != {"format": FORMAT, "version": str(VERSION)}:
-        with conn:
-            for table in TABLES:
-                conn.execute(f"DELETE FROM {table}")
-            conn.executemany("INSERT INTO meta VALUES (?, ?)",
-                             (("format", FORMAT), ("version", str(VERSION))))
+    """Create the tables, or create them again when they hold another format or version."""
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a first build writes many rows
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                         " AND name <> 'sqlite_sequence'")}
+    stamp = dict(conn.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+    if stamp == {"format": FORMAT, "version": str(VERSION)}:
+        return
+    with conn:
+        for table in tables & set(TABLES):
+            conn.execute(f"DROP TABLE {table}")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                         (("format", FORMAT), ("version", str(VERSION))))
 
 
 class SearchIndex:
@@ -61,6 +68,7 @@ class SearchIndex:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._known: dict[str, tuple[int, str, bool]] = {}  # sid -> (sno, key, trusted)
+        self._names: dict[int, str] | None = None  # sno -> sid
         self._version: int | None = None  # PRAGMA data_version when _known was read
         self._grown = False  # many sessions were written in this transaction
 
@@ -75,6 +83,7 @@ class SearchIndex:
             return False
         self._known = {sid: (sno, key, bool(trusted)) for sno, sid, key, trusted in
                        self.conn.execute("SELECT sno, sid, key, trusted FROM sessions")}
+        self._names = None
         self._version = version
         return True
 
@@ -110,18 +119,25 @@ class SearchIndex:
         self._grown = self._grown or len(fresh) > 100
         for sid, sno in _insert(self.conn, fresh).items():
             known[sid] = (sno, *fresh[sid][:2])
+        self._names = None
 
     def search(self, matcher: Matcher, limit: int,
                session_ids: Sequence[str] | None) -> list[SearchHit]:
         """The ``limit`` best hits, as the Matcher would rank them."""
-        names = {sno: sid for sid, (sno, _, _) in self.known().items()}
+        if self._names is None:
+            self._names = {sno: sid for sid, (sno, _, _) in self.known().items()}
+        names = self._names
+        if session_ids is not None:
+            wanted = set(session_ids)
+            names = {sno: sid for sno, sid in names.items() if sid in wanted}
         parts = plan(matcher)
         if parts is None:
-            scored = self._scan(matcher, names, session_ids)
-        elif len(parts) == 1 and parts[0].counted and not parts[0].prefix and session_ids is None:
+            scored = self._scan(matcher, names)
+        elif (len(parts) == 1 and parts[0].counted and not parts[0].prefix
+              and session_ids is None):
             scored = self._best_of_word(matcher, parts[0].key, names, limit)
         else:
-            scored = self._joined(matcher, parts, names, session_ids)
+            scored = self._joined(matcher, parts, names)
         scored.sort(key=lambda s: (-s[0], s[1], s[2]))
         return self._hits(matcher, scored[:limit])
 
@@ -129,95 +145,138 @@ class SearchIndex:
 
     def _best_of_word(self, matcher: Matcher, key: str, names: dict[int, str],
                       limit: int) -> list[Scored]:
-        """One word: its texts best first from the index, read until ``limit`` scores are
-        above what the rest can reach (a tie with the last one is read too)."""
-        rows = self.conn.execute(
-            "SELECT p.nw, p.doc, p.loose, d.sno, d.ord FROM postings p JOIN docs d "
-            "ON d.doc = p.doc WHERE p.word = ? ORDER BY p.nw DESC", (key,))
-        scored: list[Scored] = []
-        above: list[float] = []  # scores found so far, ascending
-        for nw, doc, loose, sno, ord_ in rows:
-            if len(above) - bisect.bisect_right(above, nw) >= limit:
-                break  # limit scores beat anything from here on (a loose nw is an upper bound)
-            score = self._verified(matcher, doc) if loose else nw
-            if score and sno in names:
-                scored.append((score, names[sno], ord_, doc))
-                bisect.insort(above, score)
+        """One word: its sessions by their best text (an upper bound when loose), read
+        until ``limit`` sessions beat the rest; then their texts, best sessions first,
+        until ``limit`` hits rank before anything the next session holds."""
+        rows = self.conn.execute("SELECT sno, best, hits, loose FROM postings WHERE word = ? "
+                                 "ORDER BY best DESC", (key,))
+        sessions: list[tuple[float, str, int, str, int]] = []
+        greater, last = 0, None  # sessions read with a best above the current row's
+        for sno, best, hits, loose in rows:
+            if best != last:
+                greater, last = len(sessions), best
+                if greater >= limit:
+                    break
+            if sno in names:
+                sessions.append((best, names[sno], sno, hits, loose))
         rows.close()
-        return scored
-
-    def _joined(self, matcher: Matcher, parts: list[Part], names: dict[int, str],
-                session_ids: Sequence[str] | None) -> list[Scored]:
-        """Texts holding every part, found from the part (or the sessions asked for) with
-        the fewest texts: scored from the counts when each term is one word and no word is
-        loose, else checked with the Matcher."""
-        sql, args = self._joined_sql(parts, session_ids)
-        counted = [p.counted for p in parts]
-        exact = all(counted)
+        sessions.sort(key=lambda s: (-s[0], s[1]))
         scored: list[Scored] = []
-        for doc, sno, ord_, norm, *packed in self.conn.execute(sql, args):
-            if sno not in names or None in packed:
-                continue
-            loose = any(x & 1 for x in packed)
-            if exact and not loose:
-                score = sum(x >> 1 for x in packed) / norm
-            else:
-                score = self._verified(matcher, doc)
-            if score:
-                scored.append((score, names[sno], ord_, doc))
+        ranks: list[tuple[float, str]] = []  # (-score, session id) of the hits so far, sorted
+        for best, sid, sno, hits, loose in sessions:
+            if bisect.bisect_left(ranks, (-best, sid)) >= limit:
+                break
+            found = self._scored(matcher, sno, sid, [(_parse(hits), bool(loose))], True)
+            for score in found:
+                bisect.insort(ranks, (-score[0], sid))
+            scored += found
         return scored
 
-    def _joined_sql(self, parts: list[Part], session_ids: Sequence[str] | None
-                    ) -> tuple[str, tuple[Any, ...]]:
-        """SELECT doc, sno, ord, norm, then per part 2 x its count + any loose (NULL when
-        the text lacks it)."""
-        conds = [_condition(part) for part in parts]
-        sizes = [self._size(f"SELECT 1 FROM postings WHERE {cond}", args)
-                 for cond, args in conds]
-        where, ids = _ids_where(session_ids)
-        if ids and self._size(f"SELECT 1 FROM docs d WHERE 1{where}", ids) < min(sizes):
-            driver, driver_args = f"SELECT doc FROM docs d WHERE 1{where}", ids
+    def _joined(self, matcher: Matcher, parts: list[Part], names: dict[int, str]
+                ) -> list[Scored]:
+        """Texts holding every part, from the part (or the sessions asked for) with the
+        fewest sessions."""
+        words = [self._vocabulary(part) for part in parts]
+        if not all(words):
+            return []
+        sizes = [self._size(ws) for ws in words]
+        first = sizes.index(min(sizes))
+        if len(names) <= sizes[first] and len(names) < len(self._known):
+            candidates: dict[int, Found | None] = dict.fromkeys(names)
         else:
-            cond, driver_args = conds[sizes.index(min(sizes))]
-            driver = f"SELECT DISTINCT doc FROM postings WHERE {cond}"
-        columns = ", ".join(f"(SELECT SUM(count) * 2 + MAX(loose) FROM postings "
-                            f"WHERE doc = d.doc AND {cond})" for cond, _ in conds)
-        args = [a for _, cond_args in conds for a in cond_args]
-        sql = (f"SELECT d.doc, d.sno, d.ord, d.norm, {columns} FROM ({driver}) k "
-               f"JOIN docs d ON d.doc = k.doc WHERE 1{where}")
-        return sql, (*args, *driver_args, *ids)
-
-    def _size(self, sql: str, args: Sequence[Any], cap: int = 20_000) -> int:
-        """How many rows ``sql`` returns, counted up to ``cap``."""
-        return self.conn.execute(f"SELECT count(*) FROM ({sql} LIMIT {cap})", args).fetchone()[0]
-
-    def _scan(self, matcher: Matcher, names: dict[int, str],
-              session_ids: Sequence[str] | None) -> list[Scored]:
-        """Every text checked with the Matcher (a query the word keys cannot answer)."""
-        where, args = _ids_where(session_ids)
+            candidates = {sno: found for sno, found in self._found(words[first]).items()
+                          if sno in names}
+        exact = all(part.counted for part in parts)
         scored: list[Scored] = []
-        for doc, sno, ord_, text in self.conn.execute(
-                f"SELECT doc, sno, ord, text FROM docs d WHERE 1{where}", args):
-            score = matcher.score(text) if sno in names else 0.0
-            if score:
-                scored.append((score, names[sno], ord_, doc))
+        for sno, prefetched in candidates.items():
+            each = []
+            for i, ws in enumerate(words):
+                found = prefetched if i == first and prefetched else self._found(ws, sno).get(sno)
+                if found is None:
+                    break
+                each.append(found)
+            else:
+                scored += self._scored(matcher, sno, names[sno], each, exact)
         return scored
 
-    def _verified(self, matcher: Matcher, doc: int) -> float:
-        row = self.conn.execute("SELECT text FROM docs WHERE doc = ?", (doc,)).fetchone()
-        return matcher.score(row[0]) if row is not None else 0.0
+    def _scan(self, matcher: Matcher, names: dict[int, str]) -> list[Scored]:
+        """Every text checked with the Matcher (a query the word keys cannot answer)."""
+        scored: list[Scored] = []
+        for sno, ord_, text in self.conn.execute("SELECT sno, ord, text FROM docs"):
+            if sno in names:
+                score = matcher.score(text)
+                if score:
+                    scored.append((score, names[sno], ord_, sno))
+        return scored
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _scored(self, matcher: Matcher, sno: int, sid: str, each: list[Found],
+                exact: bool) -> list[Scored]:
+        """A session's texts holding every part: scored from the counts when ``exact`` and
+        no word is loose, else with the Matcher."""
+        ords = set(each[0][0]).intersection(*(found[0] for found in each[1:]))
+        if not ords:
+            return []
+        scored: list[Scored] = []
+        if exact and not any(found[1] for found in each):
+            norms = dict(self.conn.execute("SELECT ord, norm FROM docs WHERE sno = ?", (sno,)))
+            for ord_ in ords:
+                scored.append((sum(found[0][ord_] for found in each) / norms[ord_], sid, ord_,
+                               sno))
+            return scored
+        for ord_, text in self.conn.execute("SELECT ord, text FROM docs WHERE sno = ?", (sno,)):
+            score = matcher.score(text) if ord_ in ords else 0.0
+            if score:
+                scored.append((score, sid, ord_, sno))
+        return scored
+
+    def _vocabulary(self, part: Part) -> list[str]:
+        """The word keys a part covers (those in the index, for a prefix)."""
+        if not part.prefix:
+            return [part.key]
+        return [w for (w,) in self.conn.execute(
+            "SELECT DISTINCT word FROM postings WHERE word >= ? AND word < ?", part.bounds())]
+
+    def _size(self, words: list[str], cap: int = 20_000) -> int:
+        """How many sessions hold these words, counted up to ``cap``."""
+        return self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM postings WHERE word IN "
+            f"(SELECT value FROM json_each(?)) LIMIT {cap})", (json.dumps(words),)).fetchone()[0]
+
+    def _found(self, words: list[str], sno: int | None = None) -> dict[int, Found]:
+        """Per session (or in session ``sno``), its texts holding any of ``words``."""
+        sql = "SELECT sno, hits, loose FROM postings WHERE word IN (SELECT value FROM json_each(?))"
+        args: tuple[Any, ...] = (json.dumps(words),)
+        if sno is not None:
+            sql, args = sql + " AND sno = ?", (*args, sno)
+        result: dict[int, Found] = {}
+        for row_sno, hits, loose in self.conn.execute(sql, args):
+            counts, was_loose = result.get(row_sno, ({}, False))
+            for ord_, count in _parse(hits).items():
+                counts[ord_] = counts.get(ord_, 0) + count
+            result[row_sno] = (counts, was_loose or bool(loose))
+        return result
 
     def _hits(self, matcher: Matcher, top: list[Scored]) -> list[SearchHit]:
         hits = []
-        for score, sid, _, doc in top:
+        for score, sid, ord_, sno in top:
             seq, role, text = self.conn.execute(
-                "SELECT seq, role, text FROM docs WHERE doc = ?", (doc,)).fetchone()
+                "SELECT seq, role, text FROM docs WHERE sno = ? AND ord = ?", (sno, ord_)
+            ).fetchone()
             hits.append(SearchHit(sid, seq, role, matcher.snippet(text), score))
         return hits
 
 
+def _parse(hits: str) -> dict[int, int]:
+    numbers = list(map(int, hits.split()))
+    return dict(zip(numbers[::2], numbers[1::2], strict=True))
+
+
 def _drop(conn: sqlite3.Connection, sno: int) -> None:
-    conn.execute("DELETE FROM postings WHERE doc IN (SELECT doc FROM docs WHERE sno = ?)", (sno,))
+    row = conn.execute("SELECT words FROM sessions WHERE sno = ?", (sno,)).fetchone()
+    words = json.loads(row[0]) if row is not None else []
+    conn.executemany("DELETE FROM postings WHERE word = ? AND sno = ?", ((w, sno) for w in words))
     conn.execute("DELETE FROM docs WHERE sno = ?", (sno,))
     conn.execute("DELETE FROM sessions WHERE sno = ?", (sno,))
 
@@ -225,46 +284,41 @@ def _drop(conn: sqlite3.Connection, sno: int) -> None:
 def _insert(conn: sqlite3.Connection, fresh: dict[str, tuple[str, bool, list[Doc]]]
             ) -> dict[str, int]:
     """Insert sessions with their texts and words; their numbers by id."""
-    sno, doc = conn.execute("SELECT (SELECT COALESCE(MAX(sno), 0) FROM sessions), "
-                            "(SELECT COALESCE(MAX(doc), 0) FROM docs)").fetchone()
+    sno = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "  # never reused
+                       "WHERE name = 'sessions'").fetchone()[0]
     numbers: dict[str, int] = {}
-    sessions, docs, postings = [], [], []
+    batches: tuple[list[tuple[Any, ...]], ...] = ([], [], [])
     for sid, (key, trusted, texts) in fresh.items():
         sno += 1
         numbers[sid] = sno
-        sessions.append((sno, sid, key, int(trusted)))
+        words: dict[str, list[Any]] = {}  # word -> [hits, best, loose]
         for ord_, (seq, role, text) in enumerate(texts):
             if not text:
                 continue
-            doc += 1
             norm = norm_of(text)
-            docs.append((doc, sno, ord_, seq, role, norm, text))
-            postings += [(word, count / norm, doc, count, loose)
-                         for word, (count, loose) in word_counts(text).items()]
-        if len(postings) > 200_000:
-            _write(conn, sessions, docs, postings)
-    _write(conn, sessions, docs, postings)
+            batches[1].append((sno, ord_, seq, role, norm, text))
+            for word, (count, loose) in word_counts(text).items():
+                entry = words.get(word)
+                if entry is None:
+                    words[word] = [f"{ord_} {count}", count / norm, loose]
+                else:
+                    entry[0] += f" {ord_} {count}"
+                    entry[1] = max(entry[1], count / norm)
+                    entry[2] = entry[2] or loose
+        batches[0].append((sno, sid, key, int(trusted), json.dumps(list(words))))
+        batches[2].extend((word, sno, best, hits, int(loose))
+                          for word, (hits, best, loose) in words.items())
+        if len(batches[2]) > 100_000:
+            _write(conn, batches)
+    _write(conn, batches)
     return numbers
 
 
-def _write(conn: sqlite3.Connection, *batches: list[tuple[Any, ...]]) -> None:
+def _write(conn: sqlite3.Connection, batches: tuple[list[tuple[Any, ...]], ...]) -> None:
     """Insert and empty batches of sessions, docs and postings rows."""
     batches[2].sort()  # in key order: B-tree pages are filled one after another
-    for table, rows in zip(("sessions", "docs", "postings"), batches, strict=True):
+    for table, rows in zip(TABLES[1:], batches, strict=True):
         if rows:
             conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})",
                              rows)
             rows.clear()
-
-
-def _ids_where(session_ids: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
-    if session_ids is None:
-        return "", ()
-    return (" AND d.sno IN (SELECT sno FROM sessions WHERE sid IN "
-            "(SELECT value FROM json_each(?)))", (json.dumps(list(session_ids)),))
-
-
-def _condition(part: Part) -> tuple[str, tuple[str, ...]]:
-    if part.prefix:
-        return "word >= ? AND word < ?", part.bounds()
-    return "word = ?", (part.key,)
