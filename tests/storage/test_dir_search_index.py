@@ -290,3 +290,17 @@ def test_two_processes_searching_at_once(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         assert out.split() == ["60"] * 10, err
+
+
+def test_ties_and_a_word_in_every_message(tmp_path: Path) -> None:
+    with SessionManager(str(tmp_path / "s")) as manager:
+        for i in range(40):
+            manager.create_session(f"t{39 - i:02d}").with_metadata("lorem", "lorem").build()
+            for text in ("lorem ipsum", "lorem ipsum", "lorem lorem", "x lorem ipsum dolor"):
+                manager.append(f"t{39 - i:02d}", Message("user", text))
+        for limit in (1, 7, 50, 500):
+            assert manager.search("lorem", limit=limit) == _reference(manager, "lorem", limit)
+            assert manager.search("lorem ipsum", limit=limit) == _reference(
+                manager, "lorem ipsum", limit)
+        ids = ["t05", "t17"]
+        assert manager.search("lorem", session_ids=ids) == _reference(manager, "lorem", 50, ids)
