@@ -2,8 +2,9 @@
 
 A line is one JSON object per message. It always holds ``seq``, ``role``, ``content`` and
 ``created_at`` (UTC, written with ``Z``); every other field only when it is not its default:
-``status`` (default ``ok``), ``error``, ``model``, ``backend``, ``cost_usd``, ``stop_reason``,
-``duration_ms`` (default null), ``usage`` (its non-zero counts), ``hash`` (the chain hash,
+``status`` (default ``ok``), ``stop_reason`` (default ``end_turn`` in an answer, null in a
+prompt), ``error``, ``model``, ``backend``, ``cost_usd``, ``duration_ms`` (default null),
+``usage`` (its non-zero counts), ``hash`` (the chain hash,
 ``ids["hash"]``), ``ids`` (any other backend ids) and ``at``: when the append happened, written
 only when that is not the message's own ``created_at`` (see ``DirectoryStorage.append``).
 Lines written by earlier versions (every field, the hash inside ``ids``) read the same.
@@ -35,7 +36,9 @@ FOLD_BYTES = 32 * 1024
 _USAGE = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
           "cache_read_input_tokens")
 _ZERO_USAGE = dict.fromkeys(_USAGE, 0)
-_OPTIONAL = ("error", "model", "backend", "cost_usd", "stop_reason", "duration_ms")
+_OPTIONAL = ("error", "model", "backend", "cost_usd", "duration_ms")
+#: the stop reason a line without one has, by role: what a finished answer says
+_STOP = {"assistant": "end_turn"}
 
 
 def utc_text(value: datetime) -> str:
@@ -55,6 +58,8 @@ def encode(message: Message, at: datetime | None = None) -> bytes:
         value = getattr(message, name)
         if value is not None:
             doc[name] = value
+    if message.stop_reason != _STOP.get(message.role):
+        doc["stop_reason"] = message.stop_reason
     usage = {name: count for name in _USAGE if (count := getattr(message.usage, name))}
     if usage:
         doc["usage"] = usage
@@ -95,6 +100,9 @@ def expand(doc: Any) -> Any:
         full["status"] = "ok"
     for name in _OPTIONAL:
         full.setdefault(name, None)
+    if "stop_reason" not in full:
+        role = full.get("role")
+        full["stop_reason"] = _STOP.get(role) if type(role) is str else None
     return full
 
 

@@ -63,17 +63,19 @@ def test_lines_hold_only_what_is_not_a_default(tmp_path: Path) -> None:
     with SessionManager(str(tmp_path)) as manager:
         manager.create_session("s").build()
         plain = manager.append("s", Message("user", "q"))
+        answer = manager.append("s", Message("assistant", "a", stop_reason="end_turn"))
         full = manager.append("s", Message(
             "assistant", "a", status="incomplete", error="cut", model="m", backend="b",
             usage=Usage(output_tokens=7), cost_usd=0.5, stop_reason=None, duration_ms=1.5,
             ids={"message_id": "msg_1"}))
-        first, second = lines_of(tmp_path / "s.messages.jsonl")
+        first, finished, second = lines_of(tmp_path / "s.messages.jsonl")
         assert set(first) == {"seq", "role", "content", "created_at", "hash"}
+        assert set(finished) == set(first)  # an answer's stop reason is end_turn by default
         assert first["created_at"].endswith("Z") and first["hash"] == plain.ids["hash"]
         assert second["usage"] == {"output_tokens": 7}
-        assert second["ids"] == {"message_id": "msg_1"} and "stop_reason" not in second
+        assert second["ids"] == {"message_id": "msg_1"} and second["stop_reason"] is None
         stored = manager.resume("s").messages
-        assert stored == [plain, full]  # every field back, the defaults filled in
+        assert stored == [plain, answer, full]  # every field back, the defaults filled in
         assert manager.fork("s", "t").messages == stored  # a fork copies them as they are
 
 
