@@ -16,6 +16,7 @@ the folder is read-only. A sidecar SQLite cannot read is replaced.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import stat
@@ -32,7 +33,7 @@ from ..search import Matcher, SearchHit, metadata_texts
 from ..session import _VALID_ID, SessionId
 from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, TRUST_MARGIN_NS, NotASession, parse_header
 from ._jsonio import entry_problem, loads, read_file
-from ._search_index import Doc, SearchIndex, prepare
+from ._search_index import Doc, Fresh, SearchIndex, prepare
 
 if TYPE_CHECKING:
     from .files import DirectoryStorage
@@ -89,7 +90,8 @@ class DirectorySearch:
                     self._dirty.update(map(_session_of, files), self.index.known())
                 known = self.index.known()
                 check = self._dirty if keep is None else self._dirty & keep
-                fresh: dict[str, tuple[str, bool, list[Doc]]] = {}
+                fresh: dict[str, Fresh] = {}
+                touched: dict[str, tuple[str, bool]] = {}
                 gone = []
                 for sid in check:
                     listed = _identity(files, sid)
@@ -98,15 +100,20 @@ class DirectorySearch:
                         if entry is not None:
                             gone.append(sid)
                     elif entry is None or entry[1] != listed[0] or not entry[2]:
-                        fresh[sid] = (listed[0], listed[1] < trust_before,
-                                      read_session(self.root, sid))
-                self.index.update(fresh, gone)
+                        digest, docs = read_session(self.root, sid, entry[3] if entry else None)
+                        trusted = listed[1] < trust_before
+                        if docs is None:
+                            touched[sid] = (listed[0], trusted)
+                        else:
+                            fresh[sid] = (listed[0], trusted, digest, docs)
+                self.index.update(fresh, gone, touched)
                 hits = self.index.search(matcher, limit, wanted)
         except BaseException:
             self._files = None  # compare everything again next time
             raise
         self._dirty -= check
-        self._dirty.update(sid for sid, (_, trusted, _) in fresh.items() if not trusted)
+        self._dirty.update(sid for sid, entry in [*fresh.items(), *touched.items()]
+                           if not entry[1])
         return hits
 
 
@@ -217,24 +224,35 @@ def _identity(files: dict[str, Stat], sid: str) -> tuple[str, int] | None:
     return key, max(head[2], head[3], *(body[2:4] if body else ()))
 
 
-def read_session(root: Path, sid: str) -> list[Doc]:
-    """A session's texts: system prompt, metadata values, then messages by seq (none when
-    its header is damaged, not a session's, or gone)."""
+def read_session(root: Path, sid: str, digest: str | None) -> tuple[str, list[Doc] | None]:
+    """A digest of the session's two files and its texts: system prompt, metadata values,
+    then messages by seq (none when its header is damaged, not a session's, or gone; None
+    when the digest is ``digest``: the same bytes as indexed)."""
     try:
-        session, _ = parse_header(SessionId(sid), read_file(root / (sid + HEADER_SUFFIX)))
-    except (OSError, NotASession, ValueError, TypeError):
-        return []
+        head = read_file(root / (sid + HEADER_SUFFIX))
+        body = _read_if_there(root / (sid + MESSAGES_SUFFIX))
+    except OSError:  # gone, or swapped for a link or special file since the listing
+        return "", []
+    hashed = hashlib.blake2b(head, digest_size=16)
+    hashed.update(b"\0" + body)
+    if hashed.hexdigest() == digest:
+        return digest, None
     try:
-        raw = read_file(root / (sid + MESSAGES_SUFFIX))
-    except FileNotFoundError:
-        raw = b""
-    except OSError:
-        return []  # swapped for a link or special file since the listing
-    docs: list[Doc] = sorted(_messages(raw), key=_by_seq)
+        session, _ = parse_header(SessionId(sid), head)
+    except (NotASession, ValueError, TypeError):
+        return hashed.hexdigest(), []
+    docs: list[Doc] = sorted(_messages(body), key=_by_seq)
     docs.append((None, "system", session.system_prompt or ""))
     docs += [(None, "metadata", text) for text in metadata_texts(session.metadata)]
     docs.sort(key=_by_seq)  # stable: as the Matcher's ranking breaks ties
-    return docs
+    return hashed.hexdigest(), docs
+
+
+def _read_if_there(path: Path) -> bytes:
+    try:
+        return read_file(path)
+    except FileNotFoundError:
+        return b""
 
 
 def _by_seq(doc: Doc) -> int:

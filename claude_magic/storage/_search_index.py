@@ -2,7 +2,8 @@
 
 ``sessions`` holds each indexed session with the identity of its two files when they were
 read (inode, size, mtime_ns, ctime_ns), whether that identity can be trusted (files older
-than the trust margin) and its word keys; ``docs`` holds its texts (system prompt, metadata
+than the trust margin), a digest of their bytes (a file read again unchanged is not indexed
+again) and its word keys; ``docs`` holds its texts (system prompt, metadata
 values, messages, numbered ``ord`` in the order ties are broken) with what
 :meth:`Matcher.score` divides by; ``postings`` holds, per word key and session, each text's
 count (``hits``: "ord count ord count ..."), the best one-word score among them and whether a
@@ -23,11 +24,11 @@ from ..search import Matcher, SearchHit
 from ._search_words import Part, norm_of, plan, word_counts
 
 FORMAT = "claude-magic/search-index"
-VERSION = 2
+VERSION = 3
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE sessions (sno INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL UNIQUE,
-    key TEXT NOT NULL, trusted INTEGER NOT NULL, words TEXT NOT NULL);
+    key TEXT NOT NULL, trusted INTEGER NOT NULL, digest TEXT NOT NULL, words TEXT NOT NULL);
 CREATE TABLE docs (sno INTEGER NOT NULL, ord INTEGER NOT NULL, seq INTEGER, role TEXT NOT NULL,
     norm REAL NOT NULL, text TEXT NOT NULL, PRIMARY KEY (sno, ord)) WITHOUT ROWID;
 CREATE TABLE postings (word TEXT NOT NULL, sno INTEGER NOT NULL, best REAL NOT NULL,
@@ -38,6 +39,10 @@ TABLES = ("meta", "sessions", "docs", "postings")
 
 #: A text of a session: (seq or None, role, text), in the order ties are broken.
 Doc = tuple["int | None", str, str]
+#: An indexed session: number, files' identity, trusted, digest of their bytes.
+Known = tuple[int, str, bool, str]
+#: A session to index: files' identity, trusted, digest of their bytes, texts.
+Fresh = tuple[str, bool, str, list[Doc]]
 #: A scored text before its snippet: (score, session id, ord, session number).
 Scored = tuple[float, str, int, int]
 #: A session's texts holding a word: ord -> count, and whether a loose word is among them.
@@ -67,7 +72,7 @@ class SearchIndex:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self._known: dict[str, tuple[int, str, bool]] = {}  # sid -> (sno, key, trusted)
+        self._known: dict[str, Known] = {}
         self._names: dict[int, str] | None = None  # sno -> sid
         self._version: int | None = None  # PRAGMA data_version when _known was read
         self._grown = False  # many sessions were written in this transaction
@@ -81,14 +86,14 @@ class SearchIndex:
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
             return False
-        self._known = {sid: (sno, key, bool(trusted)) for sno, sid, key, trusted in
-                       self.conn.execute("SELECT sno, sid, key, trusted FROM sessions")}
+        self._known = {sid: (sno, key, bool(trusted), digest) for sno, sid, key, trusted, digest
+                       in self.conn.execute("SELECT sno, sid, key, trusted, digest FROM sessions")}
         self._names = None
         self._version = version
         return True
 
-    def known(self) -> dict[str, tuple[int, str, bool]]:
-        """Every indexed session: id -> (number, files' identity, trusted)."""
+    def known(self) -> dict[str, Known]:
+        """Every indexed session by id."""
         self.refresh()
         return self._known
 
@@ -108,24 +113,30 @@ class SearchIndex:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._grown = False
 
-    def update(self, fresh: dict[str, tuple[str, bool, list[Doc]]], gone: Iterable[str]) -> None:
-        """Replace the given sessions (id -> (identity, trusted, texts)) and drop ``gone``
-        (inside :meth:`transaction`)."""
+    def update(self, fresh: dict[str, Fresh], gone: Iterable[str],
+               touched: dict[str, tuple[str, bool]]) -> None:
+        """Replace the ``fresh`` sessions, drop ``gone``, and give ``touched`` ones (read
+        again, same bytes) their files' new identity and trust (inside :meth:`transaction`)."""
         known = self.known()
+        for sid, (key, trusted) in touched.items():
+            sno, _, _, digest = known[sid]
+            self.conn.execute("UPDATE sessions SET key = ?, trusted = ? WHERE sno = ?",
+                              (key, int(trusted), sno))
+            known[sid] = (sno, key, trusted, digest)
         for sid in [*gone, *fresh]:
             entry = known.pop(sid, None)
             if entry is not None:
                 _drop(self.conn, entry[0])
         self._grown = self._grown or len(fresh) > 100
         for sid, sno in _insert(self.conn, fresh).items():
-            known[sid] = (sno, *fresh[sid][:2])
+            known[sid] = (sno, *fresh[sid][:3])
         self._names = None
 
     def search(self, matcher: Matcher, limit: int,
                session_ids: Sequence[str] | None) -> list[SearchHit]:
         """The ``limit`` best hits, as the Matcher would rank them."""
         if self._names is None:
-            self._names = {sno: sid for sid, (sno, _, _) in self.known().items()}
+            self._names = {entry[0]: sid for sid, entry in self.known().items()}
         names = self._names
         if session_ids is not None:
             wanted = set(session_ids)
@@ -281,14 +292,13 @@ def _drop(conn: sqlite3.Connection, sno: int) -> None:
     conn.execute("DELETE FROM sessions WHERE sno = ?", (sno,))
 
 
-def _insert(conn: sqlite3.Connection, fresh: dict[str, tuple[str, bool, list[Doc]]]
-            ) -> dict[str, int]:
+def _insert(conn: sqlite3.Connection, fresh: dict[str, Fresh]) -> dict[str, int]:
     """Insert sessions with their texts and words; their numbers by id."""
     sno = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence "  # never reused
                        "WHERE name = 'sessions'").fetchone()[0]
     numbers: dict[str, int] = {}
     batches: tuple[list[tuple[Any, ...]], ...] = ([], [], [])
-    for sid, (key, trusted, texts) in fresh.items():
+    for sid, (key, trusted, digest, texts) in fresh.items():
         sno += 1
         numbers[sid] = sno
         words: dict[str, list[Any]] = {}  # word -> [hits, best, loose]
@@ -305,7 +315,7 @@ def _insert(conn: sqlite3.Connection, fresh: dict[str, tuple[str, bool, list[Doc
                     entry[0] += f" {ord_} {count}"
                     entry[1] = max(entry[1], count / norm)
                     entry[2] = entry[2] or loose
-        batches[0].append((sno, sid, key, int(trusted), json.dumps(list(words))))
+        batches[0].append((sno, sid, key, int(trusted), digest, json.dumps(list(words))))
         batches[2].extend((word, sno, best, hits, int(loose))
                           for word, (hits, best, loose) in words.items())
         if len(batches[2]) > 100_000:
