@@ -27,8 +27,11 @@ if TYPE_CHECKING:
     from .sqlite import SQLiteStorage
 
 _SNIPPET_TOKENS = 20
-#: The newest matches ranked for a query whose every term is in more messages than this.
+#: The newest matches ranked for a query matching more messages than this.
 CANDIDATES = 5_000
+#: How long a search waits for another writer before indexing the newer rows privately
+#: (a search never waits a writer's whole transaction, as reads in WAL mode never do).
+CATCH_UP_WAIT_MS = 200
 
 
 def fts_query(terms: Sequence[Term]) -> str:
@@ -52,12 +55,16 @@ def search(store: SQLiteStorage, matcher: Matcher, limit: int,
             with store._transaction("BEGIN") as db:  # nothing to index: one read snapshot
                 if pending(db) is None:
                     return _hits(db, matcher, limit, session_ids, None)
+            waits = store._db.execute("PRAGMA busy_timeout").fetchone()[0]
+            store._db.execute(f"PRAGMA busy_timeout = {CATCH_UP_WAIT_MS}")
             try:
                 with store._transaction() as db:
                     catch_up(db)
                     return _hits(db, matcher, limit, session_ids, None)
             except StorageError:  # cannot write now (busy, full, read-only): index privately
                 pass
+            finally:
+                store._db.execute(f"PRAGMA busy_timeout = {int(waits)}")
         with store._transaction("BEGIN") as db:
             return _hits(db, matcher, limit, session_ids, pending(db))
 

@@ -7,6 +7,7 @@ connection's, a reused row id, a read-only file), the index stays exactly equal 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,26 @@ def test_another_connections_appends_are_seen(path: Path) -> None:
         assert [h.seq for h in sorted(first.search("cumin"), key=lambda h: h.seq)] == [0, 1, 2]
         second.delete("a")
         assert first.search("cumin") == []
+    check_index(path)
+
+
+def test_a_search_does_not_wait_for_another_writer(manager: SessionManager,
+                                                   path: Path) -> None:
+    manager.create_session("a").build()
+    manager.append("a", Message("user", "caraway, not indexed yet"))
+    blocker = raw(path)
+    blocker.execute("BEGIN IMMEDIATE")  # another process in a long write transaction
+    try:
+        start = time.monotonic()
+        assert [h.seq for h in manager.search("caraway")] == [0]  # indexed privately
+        assert time.monotonic() - start < 5  # not the store's 30 s busy timeout
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    upto, top = mark_and_top(path)
+    assert upto < top  # it could not write the catch-up
+    assert [h.seq for h in manager.search("caraway")] == [0]
+    assert mark_and_top(path) == (top, top)
     check_index(path)
 
 
