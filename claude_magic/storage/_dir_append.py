@@ -28,7 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import DamagedSession, SessionNotFound, StorageError
+from ..errors import DamagedSession
 from ..message import Message, SessionStats
 from ..session import SessionId
 from ._headers import Header, header_bytes
@@ -166,15 +166,9 @@ def _cut(fd: int, end: int) -> None:
 
 
 def _open_header(store: DirectoryStorage, session_id: SessionId) -> int:
-    path = store._header_path(session_id)
-    try:
-        return open_regular(path)
-    except FileNotFoundError:
-        raise SessionNotFound(str(session_id)) from None
-    except NotRegularFile as exc:
-        raise DamagedSession(str(session_id), str(path), exc.strerror) from None
-    except OSError as exc:
-        raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with store._header_errors(session_id):
+        fd = open_regular(store._header_path(session_id))
+    return fd
 
 
 def _open_messages(session_id: SessionId, path: os.PathLike[str]) -> tuple[int, bool]:

@@ -3,15 +3,18 @@
 Layout of a store directory::
 
     <id>.json              the header: format, version, id, system_prompt, metadata, settings,
-                           created_at, updated_at, stats (totals kept so listings read no messages)
-    <id>.messages.jsonl    one message per line, appended (a message costs one short write)
-    .lock                  the inter-process lock every writer takes
+                           created_at, updated_at, stats (totals kept so listings read no
+                           messages), epoch, counted_bytes (how much of the messages file the
+                           totals and updated_at count: readers count the rest, ``_lines.py``)
+    <id>.messages.jsonl    one lean message per line, appended (``_lines.py``)
+    .lock                  the inter-process lock every writer takes (``_dir_lock.py``)
     .index.json            a cache of parsed headers so listing 10,000 sessions stays fast;
                            safe to delete (see ``_headers.py``)
     .tmp-*                 temp files of atomic writes in flight
 
-Headers are rewritten atomically (temp file, fsync, ``os.replace``, fsync of the directory);
-messages are appended and fsynced, and a torn last line left by a killed writer is cut off
+An append writes and fsyncs one line (``_dir_append.py``); headers are rewritten atomically
+(temp file, fsync, ``os.replace``, fsync of the directory) by the other writes, and by an
+append now and then. A torn last line left by a killed writer is never read and is cut off
 before the next append. Files that cannot be read are reported (``StorageWarning`` and
 :meth:`DirectoryStorage.damaged`) and skipped, never overwritten. Files that are not sessions
 are ignored.
@@ -178,17 +181,23 @@ class DirectoryStorage:
         """The header of an existing session as it was written (its totals count
         ``counted_bytes`` of the messages file: :meth:`_state` adds the rest), or
         SessionNotFound / DamagedSession."""
+        with self._header_errors(session_id):
+            raw = read_file(self._header_path(session_id))
+            self._refuse_odd(session_id)  # its messages file must be a file too
+        return self._parse_header(session_id, raw)
+
+    @contextlib.contextmanager
+    def _header_errors(self, session_id: SessionId) -> Iterator[None]:
+        """Reading a header: SessionNotFound, DamagedSession or a one-line StorageError."""
         path = self._header_path(session_id)
         try:
-            raw = read_file(path)
-            self._refuse_odd(session_id)  # its messages file must be a file too
+            yield
         except FileNotFoundError:
             raise SessionNotFound(str(session_id)) from None
         except NotRegularFile as exc:
             raise DamagedSession(str(session_id), str(path), exc.strerror) from None
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
-        return self._parse_header(session_id, raw)
 
     def _parse_header(self, session_id: SessionId, raw: bytes) -> Header:
         path = self._header_path(session_id)
