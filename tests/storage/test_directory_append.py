@@ -314,3 +314,69 @@ def test_expand_reads_every_shape_a_line_has_had() -> None:
     assert full["created_at"] == "2026-01-01T00:00:00+00:00"
     assert Message.from_dict(full).created_at == datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert expand([1, 2]) == [1, 2]
+
+
+#: the last commit whose directory store wrote version-1 headers and full lines
+PREVIOUS_FORMAT = "5ae3142fb779d7edfa32e47e2a729a968ceda7e5"
+
+WRITE_OLD = """
+    import sys
+    from claude_magic.manager import SessionManager
+    from claude_magic.message import Message, Usage
+    with SessionManager(sys.argv[1]) as manager:
+        manager.create_session("s").with_system_prompt("be brief").with_metadata("k", 1).build()
+        for number in range(5):
+            manager.append("s", Message("user", f"q{number}", model="m"))
+            manager.append("s", Message("assistant", f"a{number}", model="m",
+                                        usage=Usage(10, 20), cost_usd=0.01))
+        manager.mark("s", 2, "error", "refused")
+        manager.fork("s", "f")
+    """
+
+READ_NEW = """
+    import json, sys, warnings
+    from claude_magic.manager import SessionManager
+    warnings.simplefilter("ignore")
+    with SessionManager(sys.argv[1]) as manager:
+        print(json.dumps({"list": manager.list(),
+                          "damaged": [d.reason for d in manager.damaged()]}))
+    """
+
+
+def run_code(tree: Path, script: str, root: Path) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script), str(root)],
+                          capture_output=True, text=True, timeout=120, cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_store_written_by_the_previous_code_is_read_and_written(tmp_path: Path) -> None:
+    old = tmp_path / "old-code"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS_FORMAT,
+                              "claude_magic"], capture_output=True, check=True, timeout=60)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    root = tmp_path / "store"
+    run_code(old, WRITE_OLD, root)
+    assert header_of(root, "s")["version"] == 1
+    old_lines = (root / "s.messages.jsonl").read_bytes()
+    with SessionManager(str(root)) as manager:
+        session = manager.resume("s")
+        assert [m.content for m in session.messages] == [
+            text for n in range(5) for text in (f"q{n}", f"a{n}")]
+        assert session.messages[2].status == "error" and session.system_prompt == "be brief"
+        stats = manager.summary("s").stats
+        assert (stats.message_count, stats.turns, stats.input_tokens) == (10, 5, 50)
+        assert manager.verify("s").ok and manager.verify("f").ok
+        assert manager.damaged() == [] and sorted(manager.list()) == ["f", "s"]
+        manager.append("s", Message("user", "from the new code"))
+        manager.mark("s", 4, "error", "also refused")
+        assert manager.verify("s").ok
+        assert manager.summary("s").stats.message_count == 11
+    assert header_of(root, "s")["version"] == 2
+    lines = (root / "s.messages.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines[:4] == old_lines.splitlines(keepends=True)[:4]  # unmarked lines as they were
+    # the previous code reports the new header as damaged, never misreads its totals
+    out = json.loads(run_code(old, READ_NEW, root))
+    assert out["list"] == ["f"] and any("upgrade claude_magic" in r for r in out["damaged"])
