@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..blocks import text_of
+from ..errors import StorageError
 from ..search import Matcher, SearchHit, metadata_texts
 from ..session import _VALID_ID, SessionId
 from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, TRUST_MARGIN_NS, NotASession, parse_header
@@ -183,7 +184,12 @@ def listing(root: Path, previous: dict[str, Stat] | None = None
     changed: list[str] = []
     before = (previous or {}).get
     suffixes = (HEADER_SUFFIX, MESSAGES_SUFFIX)
-    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise StorageError(f"cannot list session directory {root}: {exc.strerror}; "
+                           "check that it exists and that you may read it") from None
     try:
         with os.scandir(fd) as entries:
             for entry in entries:

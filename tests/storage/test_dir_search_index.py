@@ -6,6 +6,7 @@ searching at once, and stores from before the index."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claude_magic.errors import StorageError
 from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.search import Matcher, parse_query, scan
@@ -26,6 +28,7 @@ from . import oslevel
 from .oslevel import ROOT, run_as_nobody
 
 nobody_dir = oslevel.nobody_dir
+full_disk = oslevel.full_disk
 SIDECAR = ".search.sqlite"
 
 TEXTS = [
@@ -304,3 +307,22 @@ def test_ties_and_a_word_in_every_message(tmp_path: Path) -> None:
                 manager, "lorem ipsum", limit)
         ids = ["t05", "t17"]
         assert manager.search("lorem", session_ids=ids) == _reference(manager, "lorem", 50, ids)
+
+
+def test_a_full_disk_searches_in_memory(full_disk: Path) -> None:
+    store = full_disk / "s"
+    _store(store, TEXTS[:4]).close()
+    oslevel.fill(full_disk)  # no room for the sidecar: the index is kept in memory
+    with SessionManager(str(store)) as manager:
+        assert manager.search("deploy") == _reference(manager, "deploy")
+        assert manager.search("kelvin") == _reference(manager, "kelvin")
+        assert len(manager.list()) == 4
+
+
+def test_a_folder_removed_under_the_manager_is_one_clear_error(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    with _store(store, TEXTS[:1]) as manager:
+        manager.search("deploy")
+        shutil.rmtree(store)
+        with pytest.raises(StorageError, match="cannot list session directory"):
+            manager.search("deploy")
