@@ -84,38 +84,42 @@ class DirectorySearch:
         files, changed = listing(self.root, self._files)
         self._files = files
         self._dirty.update(map(_session_of, changed))
-        keep = None if wanted is None else set(wanted)
         try:
             with self.index.transaction():
                 if self.index.refresh():  # first search, or another process changed it
                     self._dirty.update(map(_session_of, files), self.index.known())
-                known = self.index.known()
-                check = self._dirty if keep is None else self._dirty & keep
-                fresh: dict[str, Fresh] = {}
-                touched: dict[str, tuple[str, bool]] = {}
-                gone = []
-                for sid in check:
-                    listed = _identity(files, sid)
-                    entry = known.get(sid)
-                    if listed is None:
-                        if entry is not None:
-                            gone.append(sid)
-                    elif entry is None or entry[1] != listed[0] or not entry[2]:
-                        digest, docs = read_session(self.root, sid, entry[3] if entry else None)
-                        trusted = listed[1] < trust_before
-                        if docs is None:
-                            touched[sid] = (listed[0], trusted)
-                        else:
-                            fresh[sid] = (listed[0], trusted, digest, docs)
-                self.index.update(fresh, gone, touched)
+                check = self._dirty if wanted is None else self._dirty & set(wanted)
+                young = self._sync(files, check, trust_before)
                 hits = self.index.search(matcher, limit, wanted)
         except BaseException:
             self._files = None  # compare everything again next time
             raise
         self._dirty -= check
-        self._dirty.update(sid for sid, entry in [*fresh.items(), *touched.items()]
-                           if not entry[1])
+        self._dirty.update(young)
         return hits
+
+    def _sync(self, files: dict[str, Stat], check: set[str], trust_before: int) -> list[str]:
+        """Bring the index's entries of the ``check`` sessions up to their files (inside the
+        index's transaction); the sessions whose files were too young to be trusted."""
+        known = self.index.known()
+        fresh: dict[str, Fresh] = {}
+        touched: dict[str, tuple[str, bool]] = {}
+        gone = []
+        for sid in check:
+            listed = _identity(files, sid)
+            entry = known.get(sid)
+            if listed is None:
+                if entry is not None:
+                    gone.append(sid)
+            elif entry is None or entry[1] != listed[0] or not entry[2]:
+                digest, docs = read_session(self.root, sid, entry[3] if entry else None)
+                trusted = listed[1] < trust_before
+                if docs is None:
+                    touched[sid] = (listed[0], trusted)
+                else:
+                    fresh[sid] = (listed[0], trusted, digest, docs)
+        self.index.update(fresh, gone, touched)
+        return [sid for sid, entry in [*fresh.items(), *touched.items()] if not entry[1]]
 
 
 def open_index(root: Path, *, replace: bool = False, memory: bool = False
