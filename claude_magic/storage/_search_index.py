@@ -162,14 +162,15 @@ class SearchIndex:
         rows = self.conn.execute("SELECT sno, best, hits, loose FROM postings WHERE word = ? "
                                  "ORDER BY best DESC", (key,))
         sessions: list[tuple[float, str, int, str, int]] = []
-        greater, last = 0, None  # sessions read with a best above the current row's
+        exact, last = 0, None  # sessions read whose best is a text's score, the last best
         for sno, best, hits, loose in rows:
             if best != last:
-                greater, last = len(sessions), best
-                if greater >= limit:
-                    break
+                if exact >= limit:
+                    break  # that many texts score above the rest
+                last = best
             if sno in names:
                 sessions.append((best, names[sno], sno, hits, loose))
+                exact += not loose
         rows.close()
         sessions.sort(key=lambda s: (-s[0], s[1]))
         scored: list[Scored] = []

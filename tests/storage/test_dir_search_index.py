@@ -326,3 +326,17 @@ def test_a_folder_removed_under_the_manager_is_one_clear_error(tmp_path: Path) -
         shutil.rmtree(store)
         with pytest.raises(StorageError, match="cannot list session directory"):
             manager.search("deploy")
+
+
+def test_a_loose_word_never_hides_a_hit(tmp_path: Path) -> None:
+    """``ß`` is kept under ``ss`` (a loose key: the regex does not match it), so its session
+    looks like the best one for ``ss`` until its text is checked."""
+    with SessionManager(str(tmp_path / "s")) as manager:
+        for sid, text in [("a0", "ß"), ("a1", "ss " + "padding words " * 20), ("a2", "ſ"),
+                          ("a3", "s and more")]:
+            manager.create_session(sid).build()
+            manager.append(sid, Message("user", text))
+        for query in ("ss", "s"):
+            for limit in (1, 2):
+                assert manager.search(query, limit=limit) == _reference(manager, query, limit)
+        assert [h.session_id for h in manager.search("ss", limit=1)] == ["a1"]
