@@ -48,13 +48,16 @@ def tsquery(terms: Sequence[Term]) -> str:
 
 
 def search(cur: psycopg.Cursor[Any], matcher: Matcher, limit: int,
-           session_ids: Sequence[str] | None) -> list[SearchHit]:
-    """The best ``limit`` hits the role may read (row-level security applies)."""
+           session_ids: Sequence[str] | None, message_ok: str) -> list[SearchHit]:
+    """The best ``limit`` hits the role may read (row-level security applies), in messages
+    that pass ``message_ok`` (SQL) of readable sessions: never a damaged row."""
     query = tsquery(matcher.terms)
     only = "" if session_ids is None else " AND session_id = ANY(%s)"
     extra: tuple[Any, ...] = () if session_ids is None else (list(session_ids),)
     cur.execute(f"SELECT session_id, seq, role, content, ts_rank(search, q) AS r "
-                f"FROM {_M}, to_tsquery('simple', %s) q WHERE search @@ q{only} "
+                f"FROM {_M} m, to_tsquery('simple', %s) q WHERE search @@ q{only} "
+                f"AND {message_ok} AND EXISTS (SELECT 1 FROM {_S} s "
+                "WHERE s.id = m.session_id AND s.readable) "
                 "ORDER BY r DESC, session_id, seq LIMIT %s", (query, *extra, limit))
     hits = []
     for sid, seq, role, content, rank in cur.fetchall():

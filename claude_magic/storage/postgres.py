@@ -291,7 +291,7 @@ class PostgresStorage(PostgresConnection):
         from ._pg_search import search
 
         with self._transaction(write=False) as cur:
-            return search(cur, matcher, limit, session_ids)
+            return search(cur, matcher, limit, session_ids, MESSAGE_OK)
 
     def rename(self, old: SessionId, new: SessionId, overwrite: bool) -> None:
         """Give one of this role's sessions another id, in one transaction."""
