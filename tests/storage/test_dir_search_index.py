@@ -80,20 +80,23 @@ def test_hits_are_the_query_languages(tmp_path: Path) -> None:
 
 
 WORDS = st.sampled_from(["alpha", "Alpha", "beta", "alphabet", "ß", "ss", "K", "\u212a", "k",
-                         "ı", "I", "İ", "42", "a_b", "ﬁ", "fi"])
+                         "ı", "I", "İ", "42", "a_b", "ﬁ", "fi", "pad pad pad pad"])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(st.lists(WORDS, min_size=1, max_size=8).map(" ".join), min_size=1,
-                      max_size=6),
+                      max_size=8),
        query=st.lists(WORDS, min_size=1, max_size=2), phrase=st.booleans(),
-       prefix=st.booleans())
+       prefix=st.booleans(), limit=st.integers(1, 4), some=st.booleans())
 def test_any_words_any_query(tmp_path_factory: pytest.TempPathFactory, texts: list[str],
-                             query: list[str], phrase: bool, prefix: bool) -> None:
+                             query: list[str], phrase: bool, prefix: bool, limit: int,
+                             some: bool) -> None:
     text = " ".join(query)
     text = f'"{text}"' if phrase else text + ("*" if prefix else "")
+    ids = ["s00", "s02", "s03"] if some else None
     with _store(tmp_path_factory.mktemp("h") / "s", texts) as manager:
-        assert manager.search(text, limit=5) == _reference(manager, text, 5)
+        assert manager.search(text, limit=limit, session_ids=ids) == _reference(
+            manager, text, limit, None if ids is None else [i for i in ids if manager.exists(i)])
 
 
 def _run(code: str, *args: str) -> str:
