@@ -50,6 +50,12 @@ def m006_search(db: sqlite3.Connection) -> None:
         db.execute(f"INSERT INTO {table}_fts ({table}_fts) VALUES ('rebuild')")
 
 
+def session_triggers(db: sqlite3.Connection) -> None:
+    """The triggers keeping ``sessions_fts`` equal to ``sessions`` (made again when the
+    table is rebuilt: migration 008)."""
+    _triggers(db, "sessions", ("system_prompt", "metadata"), "rowid")
+
+
 def m007_deferred_index(db: sqlite3.Connection) -> None:
     """Message text indexed up to ``fts_indexed.upto`` (every row so far: the old triggers
     indexed them), caught up by searches instead of by each append."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..checks import MAX_DEPTH
 from ..session import _RESERVED
-from ._sqlite_fts import m006_search, m007_deferred_index
+from ._sqlite_fts import m006_search, m007_deferred_index, session_triggers
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
                     "message_count, turns, input_tokens, output_tokens, cost_usd, last_model")
@@ -150,7 +150,43 @@ def _m005_epoch(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE sessions ADD COLUMN epoch INTEGER")
 
 
-#: Ordered migrations; append new ones, never edit or reorder released ones.
+_COPIED = f"rowid, {_SESSION_COLUMNS}, epoch"
+
+
+def _m008_stored_checks(db: sqlite3.Connection) -> None:
+    """``readable`` and ``plain`` STORED: computed once when a row is written (by anyone),
+    instead of on every read of the listing index and up to four times per update (the old
+    and new index keys, the new row). SQLite cannot alter a column's kind, so the table is
+    rebuilt with the same columns in the same order and every row copied with its rowid
+    (which ``sessions_fts`` points at); the caller runs this with foreign keys off, so
+    dropping the old table deletes no message. Its index and triggers are made again."""
+    db.execute(f"""
+        CREATE TABLE sessions_new (
+            id            TEXT PRIMARY KEY,
+            system_prompt TEXT,
+            metadata      TEXT NOT NULL DEFAULT '{{}}',
+            settings      TEXT NOT NULL DEFAULT '{{}}',
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            message_count INTEGER NOT NULL DEFAULT 0,
+            turns         INTEGER NOT NULL DEFAULT 0,
+            input_tokens  INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd      REAL NOT NULL DEFAULT 0,
+            last_model    TEXT,
+            readable      INTEGER GENERATED ALWAYS AS ({_READABLE}) STORED,
+            plain         INTEGER GENERATED ALWAYS AS ({_PLAIN}) STORED,
+            epoch         INTEGER
+        )""")
+    db.execute(f"INSERT INTO sessions_new ({_COPIED}) SELECT {_COPIED} FROM sessions")
+    db.execute("DROP TABLE sessions")
+    db.execute("ALTER TABLE sessions_new RENAME TO sessions")
+    db.execute("CREATE INDEX sessions_listing ON sessions (readable, updated_at, id, plain)")
+    session_triggers(db)
+
+
+#: Ordered migrations; append new ones, never edit or reorder released ones. They run in one
+#: transaction with foreign keys off (008 rebuilds the table ``messages`` refers to).
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("001_initial", _m001_initial),
     ("002_readable", _m002_readable),
@@ -159,6 +195,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("005_epoch", _m005_epoch),
     ("006_search", m006_search),
     ("007_deferred_index", m007_deferred_index),
+    ("008_stored_checks", _m008_stored_checks),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)

@@ -208,9 +208,6 @@ class SQLiteStorage:
         self._damage = DamageLog()
         #: session id -> (``PRAGMA data_version``, next seq, newest hash): see chain_tip
         self._tips: dict[str, tuple[int, int, str]] = {}
-        #: session id -> ``PRAGMA data_version`` when this connection's append last found its
-        #: row readable (no other connection wrote since: the row is still as it left it)
-        self._vouched: dict[str, int] = {}
         #: ``PRAGMA data_version`` -> ids of readable rows holding text that is not UTF-8
         self._undecodable: tuple[int, frozenset[str]] = (-1, frozenset())
         #: Why the store is read-only (None when it is writable).
@@ -252,9 +249,9 @@ class SQLiteStorage:
             if db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("cannot switch to WAL")
             db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA foreign_keys = ON")
             self._db = db
-            self._migrate()
+            self._migrate()  # foreign keys off: a migration may rebuild a table (008)
+            db.execute("PRAGMA foreign_keys = ON")
         except BaseException:
             db.close()
             raise
@@ -316,15 +313,13 @@ class SQLiteStorage:
     # --- transactions and migrations ------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE", *,
-                     forget: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One transaction (a write one by default); rolled back on any error. A write
-        forgets what :meth:`chain_tip` and :meth:`append` keep (``PRAGMA data_version``
-        does not change for this connection's own writes) unless ``forget`` is false."""
+        forgets the chain tips :meth:`chain_tip` keeps (``PRAGMA data_version`` does not
+        change for this connection's own writes)."""
         with self._mutex:
-            if begin != "BEGIN" and forget:
+            if begin != "BEGIN":
                 self._tips.clear()
-                self._vouched.clear()
             try:
                 self._db.execute(begin)
             except sqlite3.Error as exc:
@@ -644,28 +639,24 @@ class SQLiteStorage:
         return stored
 
     def _append_fast(self, session_id: SessionId, stored: Message) -> None:
-        """The totals grow in SQL (``_GROW``), then the insert: ``_Unusual`` (rolled back,
-        nothing written) when no row grew (missing, not vouched for, a total past 64 bits),
-        and :meth:`append`'s checked path reads the row and names the problem. The row's
-        ``readable`` and ``plain`` are not evaluated again while no other connection wrote
-        since this one's last append found them true; the chain tip is kept for the next."""
+        """The totals grow in SQL (``_GROW``: only on a row ``readable`` and ``plain`` vouch
+        for, only when no total passes 64 bits), then the insert: ``_Unusual`` (rolled back,
+        nothing written) when no row grew, and :meth:`append`'s checked path reads the row
+        and names the problem. The chain tip :meth:`chain_tip` kept is moved on."""
         usage, model = stored.usage, stored.model
         grow = (format_time(self._clock.now()), int(stored.role == "user"), usage.input_tokens,
                 usage.output_tokens, float(stored.cost_usd or 0.0),
                 model if model and stored.role == "assistant" else None, session_id)
         with self._mutex:
-            with self._transaction(forget=False) as db:
-                version = db.execute("PRAGMA data_version").fetchone()[0]
-                vouched = self._vouched.get(session_id) == version
-                self._tips.clear()
-                self._vouched.clear()
-                if db.execute(_GROW if vouched else _GROW_CHECKED, grow).rowcount != 1:
+            tip = self._tips.get(session_id)
+            with self._transaction() as db:
+                if db.execute(_GROW, grow).rowcount != 1:
                     raise _Unusual
                 stored.seq = db.execute(_NEXT_SEQ, (session_id,)).fetchone()[0]
                 db.execute(_INSERT_MESSAGE, self._message_row(session_id, stored))
-            self._vouched[session_id] = version
-            if type(stored.ids.get("hash")) is str:
-                self._tips[session_id] = (version, stored.seq + 1, stored.ids["hash"])
+            if tip is not None and type(stored.ids.get("hash")) is str:  # kept under the
+                self._tips[session_id] = (tip[0], stored.seq + 1, stored.ids["hash"])  # same
+                # data_version: another connection's commit since then makes it re-read
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
@@ -839,16 +830,16 @@ class _Unusual(Exception):
 
 
 _MAX = 2**63 - 1
-#: A message's share of the totals, only when no total passes 64 bits (else no row changes);
-#: ``_GROW_CHECKED`` only on a row SQL vouches Python reads (``readable`` and ``plain``).
+#: A message's share of the totals, only on a row SQL vouches Python reads (``readable`` and
+#: ``plain``, stored columns: migration 008) and only when no total passes 64 bits; else no
+#: row changes.
 _GROW = ("UPDATE sessions SET updated_at = ?1, message_count = message_count + 1, "
          "turns = turns + ?2, input_tokens = input_tokens + ?3, "
          "output_tokens = output_tokens + ?4, cost_usd = cost_usd + ?5, "
-         f"last_model = coalesce(?6, last_model) WHERE id = ?7 AND message_count < {_MAX} "
-         f"AND turns <= {_MAX} - ?2 AND input_tokens <= {_MAX} - ?3 "
+         "last_model = coalesce(?6, last_model) WHERE id = ?7 AND readable AND plain "
+         f"AND message_count < {_MAX} AND turns <= {_MAX} - ?2 AND input_tokens <= {_MAX} - ?3 "
          f"AND output_tokens <= {_MAX} - ?4 AND cost_usd + ?5 >= 0 "
          "AND cost_usd + ?5 < 9223372036854775808.0")
-_GROW_CHECKED = _GROW + " AND readable AND plain"
 _NEXT_SEQ = "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?"
 _INSERT_MESSAGE = (f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")

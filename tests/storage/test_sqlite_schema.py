@@ -14,7 +14,7 @@ from claude_magic.storage.sqlite import SQLiteStorage
 from claude_magic.times import parse_time
 
 SESSIONS_COLUMNS = [
-    # (name, type, notnull, default, pk, hidden: 0 plain, 2 virtual generated)
+    # (name, type, notnull, default, pk, hidden: 0 plain, 3 stored generated)
     ("id", "TEXT", 0, None, 1, 0),
     ("system_prompt", "TEXT", 0, None, 0, 0),
     ("metadata", "TEXT", 1, "'{}'", 0, 0),
@@ -27,8 +27,8 @@ SESSIONS_COLUMNS = [
     ("output_tokens", "INTEGER", 1, "0", 0, 0),
     ("cost_usd", "REAL", 1, "0", 0, 0),
     ("last_model", "TEXT", 0, None, 0, 0),
-    ("readable", "INTEGER", 0, None, 0, 2),
-    ("plain", "INTEGER", 0, None, 0, 2),
+    ("readable", "INTEGER", 0, None, 0, 3),
+    ("plain", "INTEGER", 0, None, 0, 3),
     ("epoch", "INTEGER", 0, None, 0, 0),
 ]
 MESSAGES_COLUMNS = [
@@ -193,7 +193,7 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
             "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "006_search",
-            "007_deferred_index", "900_tags", "901_tags_index"]
+            "007_deferred_index", "008_stored_checks", "900_tags", "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
@@ -255,3 +255,48 @@ def test_readable_column_follows_writes_by_other_tools(tmp_path: Path) -> None:
             assert db.execute("SELECT readable FROM sessions").fetchone() == (0,)
             db.execute("UPDATE sessions SET settings = '{}'")
         assert manager.list() == ["a"]
+
+
+def test_the_rebuild_to_stored_checks_keeps_every_row_and_the_search_index(
+        tmp_path: Path) -> None:
+    """A store at migration 007 (``readable`` and ``plain`` virtual) gains them stored: every
+    session keeps its rowid (which ``sessions_fts`` points at), no message is deleted with
+    the old table, a damaged row stays damaged, and foreign keys are on again."""
+    path = tmp_path / "007.db"
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, migration in sqlite_store.MIGRATIONS[:7]:
+            migration(db)
+            db.execute("INSERT INTO _migrations VALUES (?, '2026-01-01T00:00:00+00:00')", (name,))
+        when = "2026-01-0{}T00:00:00.000000+00:00"
+        for n, (sid, meta) in enumerate((("a", '{"topic":"walnut"}'), ("gap", "{}"),
+                                         ("b", '{"topic":"pecan"}'), ("bad", "{oops"))):
+            db.execute("INSERT INTO sessions (id, metadata, created_at, updated_at) "
+                       "VALUES (?, ?, ?, ?)", (sid, meta, when.format(n + 1), when.format(n + 1)))
+        db.execute("DELETE FROM sessions WHERE id = 'gap'")  # rowids 1, 3, 4: a gap
+        for sid in ("a", "b", "bad"):
+            db.execute("INSERT INTO messages (session_id, seq, role, content, created_at) "
+                       "VALUES (?, 0, 'user', ?, '2026-01-01T00:00:00.000000+00:00')",
+                       (sid, f"question in {sid}"))
+        rowids = db.execute("SELECT id, rowid FROM sessions ORDER BY id").fetchall()
+    db.close()
+    from claude_magic.manager import SessionManager
+
+    with SessionManager.with_storage(f"sqlite:///{path}") as manager:
+        with pytest.warns(StorageWarning, match="bad"):
+            assert manager.list() == ["b", "a"]
+        assert [(h.session_id, h.role) for h in manager.search("pecan")] == [("b", "metadata")]
+        assert [h.session_id for h in manager.search("walnut")] == ["a"]
+        assert manager.resume("b").messages[0].content == "question in b"
+        manager.append("a", Message("user", "more"))
+        assert manager.storage._db.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id, rowid FROM sessions ORDER BY id").fetchall() == rowids
+        assert db.execute("SELECT session_id, seq FROM messages ORDER BY session_id, seq"
+                          ).fetchall() == [("a", 0), ("a", 1), ("b", 0), ("bad", 0)]
+        assert db.execute("SELECT id, readable FROM sessions ORDER BY id").fetchall() == [
+            ("a", 1), ("b", 1), ("bad", 0)]
+        db.execute("INSERT INTO sessions_fts (sessions_fts, rank) VALUES ('integrity-check', 1)")
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    db.close()
+    assert schema(path) == schema_of_blank(tmp_path)
