@@ -28,6 +28,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..chain import HASH_KEY
 from ..errors import DamagedSession
 from ..message import Message, SessionStats
 from ..session import SessionId
@@ -53,6 +54,7 @@ class Tip(NamedTuple):
     stats: SessionStats  # the session's totals then
     updated: datetime  # its updated_at then
     next_seq: int
+    last_hash: str | None  # the chain hash of the message appended
 
 
 def append(store: DirectoryStorage, session_id: SessionId, message: Message) -> Message:
@@ -115,7 +117,22 @@ def _append_line(store: DirectoryStorage, session_id: SessionId, stored: Message
         _write(store, session_id, fd, header_fd, line, end, header, stats, updated)
     st = os.fstat(fd)
     return Tip(raw, header, (st.st_ino, st.st_size, st.st_mtime_ns), stats, updated,
-               stored.seq + 1)
+               stored.seq + 1, stored.ids.get(HASH_KEY))
+
+
+def remembered_tip(store: DirectoryStorage, session_id: SessionId) -> tuple[int, str] | None:
+    """``chain_tip`` from what this store object's last append left, while the messages file
+    is as it left it (one ``lstat``); None otherwise."""
+    tip = store._tips.get(session_id)
+    if tip is None or not tip.last_hash:
+        return None
+    try:
+        st = os.lstat(store._messages_path(session_id))
+    except OSError:
+        return None
+    if (st.st_ino, st.st_size, st.st_mtime_ns) != tip.key:
+        return None
+    return tip.next_seq, tip.last_hash
 
 
 def _write(store: DirectoryStorage, session_id: SessionId, fd: int, header_fd: int,

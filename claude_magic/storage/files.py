@@ -47,6 +47,8 @@ from ..message import Message, SessionStats, Status, stored_message_from_dict
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MonotonicClock
 from ._assets import AssetFolder
+from ._dir_append import append as append_message
+from ._dir_append import remembered_tip
 from ._dir_lock import DirectoryLock
 from ._headers import (
     HEADER_SUFFIX,
@@ -438,6 +440,9 @@ class DirectoryStorage:
         """The seq after the newest message and that message's chain hash (``(0, "")`` when
         there is none), from the file's last line alone: what an append links to, in O(1).
         None when that line is torn, damaged or carries no hash (the caller reads all)."""
+        remembered = remembered_tip(self, session_id)
+        if remembered is not None:  # the file is as this object's last append left it
+            return remembered
         path = self._messages_path(session_id)
         try:
             fd = open_regular(path)
@@ -478,9 +483,7 @@ class DirectoryStorage:
     def append(self, session_id: SessionId, message: Message) -> Message:
         """One fsynced line (the commit); the header is rewritten only now and then
         (``_dir_append.py``)."""
-        from ._dir_append import append
-
-        return append(self, session_id, message)
+        return append_message(self, session_id, message)
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:

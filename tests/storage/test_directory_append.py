@@ -380,3 +380,15 @@ def test_a_store_written_by_the_previous_code_is_read_and_written(tmp_path: Path
     # the previous code reports the new header as damaged, never misreads its totals
     out = json.loads(run_code(old, READ_NEW, root))
     assert out["list"] == ["f"] and any("upgrade claude_magic" in r for r in out["damaged"])
+
+
+def test_two_store_objects_taking_turns_keep_one_chain(tmp_path: Path) -> None:
+    with SessionManager(str(tmp_path)) as first, SessionManager(str(tmp_path)) as second:
+        first.create_session("s").build()
+        for number in range(6):  # each append follows the other object's
+            (first if number % 2 else second).append("s", Message("user", f"m{number}"))
+            if number == 3:
+                first.mark("s", 0, "ok")  # a rewrite of both files in between
+        assert [m.seq for m in first.resume("s").messages] == list(range(6))
+        assert first.verify("s").ok and second.verify("s").ok
+        assert second.summary("s").stats.message_count == 6
