@@ -5,9 +5,9 @@ by every append: a version-2 header counts the file up to ``counted_bytes`` and 
 it counts the lines past that (``_lines.tail_totals``). An append rewrites the header only
 when those lines would pass :data:`~._lines.FOLD_BYTES`, when the header is a version-1 one
 (upgraded by the rewrite) or when it no longer matches the file (a recount). Otherwise it sets
-the header's modification time (``futimens``, after the line is written and before it is
-fsynced), so a listing's cache, keyed by the header's ``(inode, mtime, size)``, reads it again
-and sees the new line.
+the header's modification time (``futimens``, before and after the line is written, before it
+is fsynced), so a listing's cache, keyed by the header's ``(inode, mtime, size)``, reads it
+again and sees the new line.
 
 So that ``updated_at`` changes with every append (``prune`` deletes a session only if it is
 still the one it listed), a line's time is its ``created_at`` when that lies after the
@@ -138,14 +138,14 @@ def remembered_tip(store: DirectoryStorage, session_id: SessionId) -> tuple[int,
 def _write(store: DirectoryStorage, session_id: SessionId, fd: int, header_fd: int,
            line: bytes, end: int, header: Header, stats: SessionStats,
            updated: datetime) -> None:
-    """Append the line and fsync it (the commit); the header only gets a new mtime."""
-    touched = True
+    """Append the line and fsync it (the commit); the header only gets a new mtime, before
+    the line is written (so no cache keeps a header key that a killed writer's line is past)
+    and after (so a reader that saw the first and read no line yet sees a newer one), both
+    before the fsync that commits."""
     try:
+        touched = _touch(header_fd)
         write_all(fd, line)
-        try:  # after the line is there, so a reader that sees the new mtime sees the line
-            os.utime(header_fd)
-        except OSError:
-            touched = False
+        touched = _touch(header_fd) and touched
         os.fsync(fd)
     except BaseException:
         _cut(fd, end)
@@ -174,6 +174,15 @@ def _write_with_header(store: DirectoryStorage, session_id: SessionId, fd: int, 
             os.unlink(tmp)
         _cut(fd, end)
         raise
+
+
+def _touch(fd: int) -> bool:
+    """Set the file's times to now; False where that is refused."""
+    try:
+        os.utime(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _cut(fd: int, end: int) -> None:

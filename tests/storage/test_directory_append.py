@@ -219,7 +219,26 @@ def test_old_lines_hashes_and_marks_in_one_file(tmp_path: Path) -> None:
         assert "status" not in lines_of(tmp_path / "s.messages.jsonl")[-1]
 
 
-def test_listing_caches_see_lines_appended_by_another_process(tmp_path: Path) -> None:
+APPEND_ELSEWHERE = """
+    import os, signal, sys
+    from claude_magic.manager import SessionManager
+    from claude_magic.message import Message
+    if sys.argv[2] == "killed":  # right after the line is written, before anything else
+        real, calls = os.utime, []
+        def utime(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        os.utime = utime
+    with SessionManager(sys.argv[1]) as manager:
+        manager.append("s000", Message("assistant", "from another process", model="m"))
+"""
+
+
+@pytest.mark.parametrize("writer", ("done", "killed"))
+def test_listing_caches_see_lines_appended_by_another_process(tmp_path: Path,
+                                                               writer: str) -> None:
     count = INDEX_REFRESH + 6
     with SessionManager(str(tmp_path)) as manager:
         for number in range(count):
@@ -230,16 +249,10 @@ def test_listing_caches_see_lines_appended_by_another_process(tmp_path: Path) ->
         newest = manager.list()[0]
         manager.summary_columns()
     assert (tmp_path / INDEX_NAME).exists() and (tmp_path / SUMMARIES_NAME).exists()
-    script = textwrap.dedent("""
-        import sys
-        from claude_magic.manager import SessionManager
-        from claude_magic.message import Message
-        with SessionManager(sys.argv[1]) as manager:
-            manager.append("s000", Message("assistant", "from another process", model="m"))
-    """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert done.returncode == 0, done.stderr
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(APPEND_ELSEWHERE),
+                           str(tmp_path), writer], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == (0 if writer == "done" else -signal.SIGKILL), done.stderr
     assert newest != "s000"
     with SessionManager(str(tmp_path)) as manager:
         assert manager.list()[0] == "s000"

@@ -294,8 +294,12 @@ KILLED_APPEND = """
             real["write"](fd, bytes(data)[: len(data) // 2])
             die()
         return real["write"](fd, data)
+    touched = []
     def utime(*args, **kwargs):
-        if kill_at == "before-utime":  # the line is written, the header's time is not set
+        touched.append(args)
+        if kill_at == "before-line" and len(touched) == 1:  # the header's time is set
+            die()
+        if kill_at == "after-line" and len(touched) == 2:  # the line is written
             die()
         return real["utime"](*args, **kwargs)
     def fsync(fd):
@@ -312,8 +316,8 @@ KILLED_APPEND = """
     manager.append("s", Message("user", "from a killed writer"))
 """
 
-KILLS = ("mid-line", "before-utime", "before-fsync", "before-header", "before-header",
-         "mid-line")
+KILLS = ("mid-line", "before-line", "after-line", "before-fsync", "before-header",
+         "before-header", "mid-line")
 
 
 def test_writers_killed_at_each_step_leave_exact_totals(tmp_path: Path) -> None:
