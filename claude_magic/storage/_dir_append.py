@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 _MICROSECOND = timedelta(microseconds=1)
 _MAX_TIPS = 4096
+_TOUCH_FD = os.utime in os.supports_fd
 
 
 class Tip(NamedTuple):
@@ -177,7 +178,10 @@ def _write_with_header(store: DirectoryStorage, session_id: SessionId, fd: int, 
 
 
 def _touch(fd: int) -> bool:
-    """Set the file's times to now; False where that is refused."""
+    """Set the file's times to now; False where that is refused (or, as on Windows, a
+    descriptor's times cannot be set: the header is then rewritten instead)."""
+    if not _TOUCH_FD:
+        return False
     try:
         os.utime(fd)
     except OSError:

@@ -391,7 +391,8 @@ class DirectoryStorage:
         """The header, and the messages file from where ``since`` stopped when the epoch in
         the header is still the one read then (only appends since), all read under the lock
         so the header and the lines agree. A store that cannot be locked (read-only) is read
-        whole, with no position."""
+        whole, with no position. (The session's ``updated_at`` is the header's own: the lines
+        read here may not be all of those it does not count.)
         try:
             lock = self._locked()
             lock.__enter__()
