@@ -392,7 +392,7 @@ class DirectoryStorage:
         the header is still the one read then (only appends since), all read under the lock
         so the header and the lines agree. A store that cannot be locked (read-only) is read
         whole, with no position. (The session's ``updated_at`` is the header's own: the lines
-        read here may not be all of those it does not count.)
+        read here may not be all of those it does not count.)"""
         try:
             lock = self._locked()
             lock.__enter__()
