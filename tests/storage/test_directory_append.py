@@ -221,6 +221,7 @@ def test_old_lines_hashes_and_marks_in_one_file(tmp_path: Path) -> None:
 
 APPEND_ELSEWHERE = """
     import os, signal, sys
+    import claude_magic.storage.files
     from claude_magic.manager import SessionManager
     from claude_magic.message import Message
     if sys.argv[2] == "killed":  # right after the line is written, before anything else
