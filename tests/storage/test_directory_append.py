@@ -406,3 +406,18 @@ def test_two_store_objects_taking_turns_keep_one_chain(tmp_path: Path) -> None:
         assert [m.seq for m in first.resume("s").messages] == list(range(6))
         assert first.verify("s").ok and second.verify("s").ok
         assert second.summary("s").stats.message_count == 6
+
+
+def test_where_a_header_time_cannot_be_set_the_header_is_rewritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from claude_magic.storage import _dir_append
+
+    monkeypatch.setattr(_dir_append, "_TOUCH_FD", False)  # as on Windows
+    with SessionManager(str(tmp_path)) as manager:
+        manager.create_session("s").build()
+        for number in range(3):
+            manager.append("s", Message("user", f"m{number}"))
+            assert header_of(tmp_path, "s")["counted_bytes"] == (
+                tmp_path / "s.messages.jsonl").stat().st_size
+            assert header_of(tmp_path, "s")["stats"]["message_count"] == number + 1
+        assert manager.verify("s").ok
