@@ -661,6 +661,7 @@ class DirectoryStorage:
         with self._mutex:
             self._headers.reset()
             self._line_damage.clear()
+            self._tips.clear()
             self._lock.close()
 
 
