@@ -43,6 +43,8 @@ SIDECAR = ".search.sqlite"
 _SIDECAR_NAMES = (SIDECAR, SIDECAR + "-wal", SIDECAR + "-shm", SIDECAR + "-journal")
 _OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+#: How many sessions' texts a first build holds in memory before writing them.
+_BATCH = 500
 #: A file's inode, size, mtime_ns, ctime_ns and mode (``lstat``).
 Stat = tuple[int, int, int, int, int]
 
@@ -104,8 +106,13 @@ class DirectorySearch:
         known = self.index.known()
         fresh: dict[str, Fresh] = {}
         touched: dict[str, tuple[str, bool]] = {}
-        gone = []
+        gone: list[str] = []
+        young: list[str] = []
         for sid in check:
+            if len(fresh) >= _BATCH:  # a first build holds one batch of texts at a time
+                young += [s for s, entry in fresh.items() if not entry[1]]
+                self.index.update(fresh, [], {})
+                fresh.clear()
             listed = _identity(files, sid)
             entry = known.get(sid)
             if listed is None:
@@ -119,7 +126,7 @@ class DirectorySearch:
                 else:
                     fresh[sid] = (listed[0], trusted, digest, docs)
         self.index.update(fresh, gone, touched)
-        return [sid for sid, entry in [*fresh.items(), *touched.items()] if not entry[1]]
+        return young + [sid for sid, entry in [*fresh.items(), *touched.items()] if not entry[1]]
 
 
 def open_index(root: Path, *, replace: bool = False, memory: bool = False

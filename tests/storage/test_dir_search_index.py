@@ -343,3 +343,11 @@ def test_a_loose_word_never_hides_a_hit(tmp_path: Path) -> None:
             for limit in (1, 2):
                 assert manager.search(query, limit=limit) == _reference(manager, query, limit)
         assert [h.session_id for h in manager.search("ss", limit=1)] == ["a1"]
+
+
+def test_a_first_build_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_dir_search, "_BATCH", 3)  # as a store of thousands of sessions
+    with _store(tmp_path / "s", TEXTS) as manager:
+        for query in ("deploy", '"topic 42"', "k*", "web"):
+            assert manager.search(query) == _reference(manager, query)
+    assert len(_numbers(tmp_path / "s")) == len(TEXTS)
