@@ -34,6 +34,7 @@ from ..search import Matcher, SearchHit, metadata_texts
 from ..session import _VALID_ID, SessionId
 from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, TRUST_MARGIN_NS, NotASession, parse_header
 from ._jsonio import entry_problem, loads, read_file
+from ._lines import BAD_LINE, SURROGATE_ESCAPE
 from ._search_index import Doc, Fresh, SearchIndex, prepare
 
 if TYPE_CHECKING:
@@ -259,8 +260,9 @@ def read_session(root: Path, sid: str, digest: str | None) -> tuple[str, list[Do
     except (NotASession, ValueError, TypeError):
         return hashed.hexdigest(), []
     docs: list[Doc] = sorted(_messages(body), key=_by_seq)
-    docs.append((None, "system", session.system_prompt or ""))
-    docs += [(None, "metadata", text) for text in metadata_texts(session.metadata)]
+    header = [("system", session.system_prompt or "")]
+    header += [("metadata", text) for text in metadata_texts(session.metadata)]
+    docs += [(None, role, text) for role, text in header if _encodable(text)]
     docs.sort(key=_by_seq)  # stable: as the Matcher's ranking breaks ties
     return hashed.hexdigest(), docs
 
@@ -277,19 +279,44 @@ def _by_seq(doc: Doc) -> int:
 
 
 def _messages(raw: bytes) -> list[Doc]:
-    """(seq, role, text) of each readable line; damaged lines are skipped, fields other
-    than ``seq``, ``role`` and ``content`` are not looked at."""
+    """(seq, role, text) of each readable line, as the store reads them: the last piece
+    (torn or empty) is not a line, damaged lines are skipped, and so are texts holding a
+    lone surrogate (an escape only a planted line has); fields other than ``seq``, ``role``
+    and ``content`` are not looked at."""
+    lines = raw.split(b"\n")[:-1]
+    try:
+        docs = loads(b"[" + b",".join(lines) + b"]")  # one parse for a sound file
+    except ValueError:
+        docs = None
+    if type(docs) is not list or len(docs) != len(lines):
+        docs = [_loads_or_none(line) for line in lines]
+    surrogates = SURROGATE_ESCAPE.search(raw) is not None
     rows: list[Doc] = []
-    for line in raw.split(b"\n"):
+    for doc in docs:
         try:
-            doc: Any = loads(line)
             seq, role, content = doc["seq"], doc["role"], doc["content"]
             text = content if isinstance(content, str) else text_of(content)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        except BAD_LINE:
             continue
-        if type(seq) is int and isinstance(role, str) and isinstance(text, str):
+        if (type(seq) is int and isinstance(role, str) and isinstance(text, str)
+                and (not surrogates or _encodable(text))):
             rows.append((seq, role, text))
     return rows
+
+
+def _loads_or_none(line: bytes) -> Any:
+    try:
+        return loads(line)
+    except ValueError:
+        return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectorySearch] = (

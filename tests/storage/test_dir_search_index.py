@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_magic.errors import StorageError
+from claude_magic.errors import StorageError, StorageWarning
 from claude_magic.manager import SessionManager
 from claude_magic.message import Message
 from claude_magic.search import Matcher, parse_query, scan
@@ -351,3 +351,21 @@ def test_a_first_build_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         for query in ("deploy", '"topic 42"', "k*", "web"):
             assert manager.search(query) == _reference(manager, query)
     assert len(_numbers(tmp_path / "s")) == len(TEXTS)
+
+
+def test_lines_the_store_does_not_read_are_not_found(tmp_path: Path) -> None:
+    """A line holding a lone surrogate escape (only a planted line can) and a torn last line
+    (no newline: a killed writer's) are not messages to the store, nor to its search."""
+    store = tmp_path / "s"
+    with _store(store, TEXTS[:2]) as manager:
+        manager.search("deploy")
+        path = store / "s00.messages.jsonl"
+        line = path.read_bytes().split(b"\n")[0]
+        planted = line.replace(b"Deploy the", b"Deploy \\ud800 quokka")
+        torn = line.replace(b"Deploy the", b"Deploy wombat")
+        with open(path, "ab") as file:
+            file.write(planted + b"\n" + torn)
+        with pytest.warns(StorageWarning):
+            expected = _reference(manager, "deploy")
+        assert manager.search("deploy") == expected
+        assert manager.search("quokka") == [] and manager.search("wombat") == []
