@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StorageError
 from ..search import CLOSE, OPEN, Matcher, SearchHit, Term, best, header_hits
-from ._sqlite_fts import catch_up, index_pending, pending
+from ._sqlite_fts import MARK_AND_TOP, catch_up, index_pending, pending, waiting
 from .sqlite import fetch
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 _SNIPPET_TOKENS = 20
 #: The newest matches ranked for a query matching more messages than this.
 CANDIDATES = 5_000
+#: How many messages match a query, counted up to the second parameter, with no scoring.
+_MATCHES = ("(SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? "
+            "LIMIT ?))")
 #: How long a search waits for another writer before indexing the newer rows privately
 #: (a search never waits a writer's whole transaction, as reads in WAL mode never do).
 CATCH_UP_WAIT_MS = 200
@@ -49,32 +52,55 @@ def _ids_clause(column: str, session_ids: Sequence[str] | None) -> tuple[str, tu
 
 def search(store: SQLiteStorage, matcher: Matcher, limit: int,
            session_ids: Sequence[str] | None) -> list[SearchHit]:
-    """The best ``limit`` hits: messages ranked by FTS5's bm25, headers checked in Python."""
-    with store._mutex:
-        if store.read_only is None:
-            with store._transaction("BEGIN") as db:  # nothing to index: one read snapshot
-                if pending(db) is None:
-                    return _hits(db, matcher, limit, session_ids, None)
-            waits = store._db.execute("PRAGMA busy_timeout").fetchone()[0]
-            store._db.execute(f"PRAGMA busy_timeout = {CATCH_UP_WAIT_MS}")
-            try:
-                with store._transaction() as db:
-                    catch_up(db)
-                    return _hits(db, matcher, limit, session_ids, None)
-            except StorageError:  # cannot write now (busy, full, read-only): index privately
-                pass
-            finally:
-                store._db.execute(f"PRAGMA busy_timeout = {int(waits)}")
-        with store._transaction("BEGIN") as db:
-            return _hits(db, matcher, limit, session_ids, pending(db))
+    """The best ``limit`` hits: messages ranked by FTS5's bm25, headers checked in Python.
 
-
-def _hits(db: sqlite3.Connection, matcher: Matcher, limit: int,
-          session_ids: Sequence[str] | None, upto: int | None) -> list[SearchHit]:
-    """Message hits from the index (and from rows past ``upto``, indexed privately, when it
-    is given) and header hits, in the caller's transaction."""
+    When no message waits past the mark the queries read the index as it is (each its own
+    snapshot, as reads were before the mark: a message committed meanwhile is one committed
+    after the search). Else the search catches the index up in a write transaction, or, when
+    it cannot write, indexes the waiting rows privately in a read transaction."""
     query = fts_query(matcher.terms)
-    if _more_than(db, "messages_fts", query, CANDIDATES):
+    with store._mutex:
+        try:
+            upto, top, matches = fetch(store._db, f"SELECT {MARK_AND_TOP}, {_MATCHES}",
+                                       (query, CANDIDATES + 1))[0]
+            if waiting(upto, top) is None:
+                return _hits(store._db, matcher, query, limit, session_ids,
+                             matches > CANDIDATES, None)
+        except sqlite3.Error as exc:
+            raise store._error(exc) from None
+        if store.read_only is None:
+            found = _caught_up(store, matcher, query, limit, session_ids)
+            if found is not None:
+                return found
+        with store._transaction("BEGIN") as db:
+            return _hits(db, matcher, query, limit, session_ids, None, pending(db))
+
+
+def _caught_up(store: SQLiteStorage, matcher: Matcher, query: str, limit: int,
+               session_ids: Sequence[str] | None) -> list[SearchHit] | None:
+    """The hits after indexing the waiting rows in a write transaction; None when the store
+    cannot write now (busy past ``CATCH_UP_WAIT_MS``, full, read-only)."""
+    waits = store._db.execute("PRAGMA busy_timeout").fetchone()[0]
+    store._db.execute(f"PRAGMA busy_timeout = {CATCH_UP_WAIT_MS}")
+    try:
+        with store._transaction() as db:
+            catch_up(db)
+            return _hits(db, matcher, query, limit, session_ids, None, None)
+    except StorageError:
+        return None
+    finally:
+        store._db.execute(f"PRAGMA busy_timeout = {int(waits)}")
+
+
+def _hits(db: sqlite3.Connection, matcher: Matcher, query: str, limit: int,
+          session_ids: Sequence[str] | None, common: bool | None,
+          upto: int | None) -> list[SearchHit]:
+    """Message hits from the index (and from rows past ``upto``, indexed privately, when it
+    is given) and header hits. ``common``: whether the query matches more than
+    ``CANDIDATES`` indexed messages (None: count them here)."""
+    if common is None:
+        common = fetch(db, f"SELECT {_MATCHES}", (query, CANDIDATES + 1))[0][0] > CANDIDATES
+    if common:
         hits = _newest_ranked(db, matcher, query, limit, session_ids)
     else:
         hits = _ranked(db, "messages_fts", query, limit, session_ids)
@@ -82,13 +108,6 @@ def _hits(db: sqlite3.Connection, matcher: Matcher, limit: int,
         index_pending(db, upto)
         hits += _ranked(db, "pending_fts", query, limit, session_ids)
     return best(hits + _header_hits(db, matcher, query, limit, session_ids), limit)
-
-
-def _more_than(db: sqlite3.Connection, table: str, query: str, count: int) -> bool:
-    """Whether ``query`` matches more than ``count`` rows of ``table`` (counted up to
-    ``count + 1``, with no scoring)."""
-    return fetch(db, f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? "
-                     "LIMIT ?)", (query, count + 1))[0][0] > count
 
 
 def _ranked(db: sqlite3.Connection, table: str, query: str, limit: int,

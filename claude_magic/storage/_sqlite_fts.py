@@ -66,10 +66,18 @@ def m007_deferred_index(db: sqlite3.Connection) -> None:
     _triggers(db, "messages", ("content",), "id", when="id")
 
 
-def pending(db: sqlite3.Connection) -> int | None:
+#: The mark and the largest message row id, as two result columns (see :func:`waiting`).
+MARK_AND_TOP = f"{_INDEXED}, (SELECT max(id) FROM messages)"
+
+
+def waiting(upto: int | None, top: int | None) -> int | None:
     """The mark when message rows past it wait to be indexed, else None."""
-    upto, top = db.execute(f"SELECT {_INDEXED}, (SELECT max(id) FROM messages)").fetchone()
     return upto if top is not None and upto is not None and top > upto else None
+
+
+def pending(db: sqlite3.Connection) -> int | None:
+    """:func:`waiting`, read in the caller's transaction."""
+    return waiting(*db.execute(f"SELECT {MARK_AND_TOP}").fetchone())
 
 
 def catch_up(db: sqlite3.Connection) -> None:
