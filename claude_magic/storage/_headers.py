@@ -103,7 +103,10 @@ def read_header(session_id: SessionId, raw: bytes) -> Header:
     except (RecursionError, OverflowError, MemoryError) as exc:  # impossible values
         raise ValueError(f"bad field ({exc.__class__.__name__})") from None
     epoch = doc.get("epoch")
-    counted = doc.get("counted_bytes", 0) if doc.get("version") == VERSION else None
+    counted = None  # a version-1 header counts every line
+    if doc.get("version") == VERSION:
+        counted = doc.get("counted_bytes")
+        counted = 0 if counted is None else counted  # left out (or null) at its default
     if counted is not None and (type(counted) is not int or not 0 <= counted < 2**63):
         raise ValueError("bad field (counted_bytes must be a byte count)")
     return Header(session, stats, epoch if type(epoch) is int and 0 < epoch < 2**63 else None,

@@ -24,7 +24,7 @@ from typing import Any
 from ..chain import HASH_KEY
 from ..message import Message, SessionStats, stored_message_from_dict
 from ..times import format_time, parse_time
-from ._jsonio import _DECODER, check_stored, dumps, loads, read_at
+from ._jsonio import _DECODER, check_stored, dumps, loads, open_regular, read_at
 
 #: errors of a message line read back (a planted file can hold anything)
 BAD_LINE = (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError)
@@ -187,8 +187,6 @@ def file_totals(path: str | os.PathLike[str], counted: int, stats: SessionStats,
                 updated: datetime) -> tuple[SessionStats, datetime]:
     """:func:`tail_totals` of a messages file by name, for listings: the header's own when
     the file is missing, not a regular file, or exactly ``counted`` bytes long."""
-    from ._jsonio import open_regular
-
     try:
         if os.lstat(path).st_size == counted:
             return stats, updated

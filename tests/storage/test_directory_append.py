@@ -421,3 +421,33 @@ def test_where_a_header_time_cannot_be_set_the_header_is_rewritten(
                 tmp_path / "s.messages.jsonl").stat().st_size
             assert header_of(tmp_path, "s")["stats"]["message_count"] == number + 1
         assert manager.verify("s").ok
+
+
+@pytest.mark.parametrize("counted", ("12", -1, 2**63, 1.5, True, ""))
+def test_a_header_with_an_impossible_counted_bytes_is_damaged(tmp_path: Path,
+                                                              counted: object) -> None:
+    with SessionManager(str(tmp_path)) as manager:
+        manager.create_session("s").build()
+        manager.append("s", Message("user", "q"))
+    header = header_of(tmp_path, "s")
+    header["counted_bytes"] = counted
+    (tmp_path / "s.json").write_text(json.dumps(header))
+    with SessionManager(str(tmp_path)) as manager, pytest.warns(Warning, match="counted_bytes"):
+        assert manager.list() == []
+        assert "counted_bytes" in manager.damaged()[0].reason
+        with pytest.raises(Exception, match="counted_bytes") as refused:
+            manager.append("s", Message("user", "refused"))
+        assert "\n" not in str(refused.value)
+
+
+def test_a_line_with_an_unreadable_append_time_is_reported_not_counted(tmp_path: Path) -> None:
+    with SessionManager(str(tmp_path)) as manager:
+        manager.create_session("s").build()
+        manager.append("s", Message("user", "q"))
+    path = tmp_path / "s.messages.jsonl"
+    line = json.loads(path.read_bytes())
+    line["at"] = "yesterday"
+    path.write_text(json.dumps(line) + "\n")
+    with SessionManager(str(tmp_path)) as manager:
+        assert manager.summary("s").stats.message_count == 0  # not counted ...
+        assert [m.content for m in manager.resume("s").messages] == ["q"]  # ... yet read
