@@ -38,7 +38,9 @@ def hashed(session: Session, i: int) -> Session:
     """The sample session, one in 50 with two rare words in one message, with its hashes."""
     messages = session.messages
     if i % 50 == 0:
-        messages[i % len(messages)].content += f" {RARE[i % 5]} {RARE[(i // 5) % 5]}"
+        # every pair of rare words occurs: the first cycles every 50 sessions, the second
+        # every 250 (i % 5 is always 0 here, so it cannot pick them)
+        messages[i % len(messages)].content += f" {RARE[(i // 50) % 5]} {RARE[(i // 250) % 5]}"
     for message, value in zip(messages, chain(messages), strict=True):
         message.ids[HASH_KEY] = value
     return session
