@@ -158,14 +158,25 @@ def totals(raw: bytes, stats: SessionStats, updated: datetime
             message = stored_message_from_dict(expand(doc)) if fast else None
             if message is None:
                 message = checked(doc)
-            when = doc.get("at")
-            when = message.created_at if when is None else parse_time(when)
             stats.add(message)
         except BAD_LINE:
             continue
+        when = _appended_at(doc, message)
         if when > updated:
             updated = when
     return stats, updated, used
+
+
+def _appended_at(doc: dict[str, Any], message: Message) -> datetime:
+    """When a line was appended: its ``at``, else (none, or one that cannot be read) the
+    message's ``created_at``."""
+    at = doc.get("at")
+    if at is not None:
+        try:
+            return parse_time(at)
+        except (TypeError, ValueError):
+            pass
+    return message.created_at
 
 
 def tail_totals(fd: int, size: int, counted: int | None, stats: SessionStats,

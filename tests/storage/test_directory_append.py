@@ -440,7 +440,7 @@ def test_a_header_with_an_impossible_counted_bytes_is_damaged(tmp_path: Path,
         assert "\n" not in str(refused.value)
 
 
-def test_a_line_with_an_unreadable_append_time_is_reported_not_counted(tmp_path: Path) -> None:
+def test_a_line_with_an_unreadable_append_time_counts_at_its_creation(tmp_path: Path) -> None:
     with SessionManager(str(tmp_path)) as manager:
         manager.create_session("s").build()
         manager.append("s", Message("user", "q"))
@@ -449,5 +449,6 @@ def test_a_line_with_an_unreadable_append_time_is_reported_not_counted(tmp_path:
     line["at"] = "yesterday"
     path.write_text(json.dumps(line) + "\n")
     with SessionManager(str(tmp_path)) as manager:
-        assert manager.summary("s").stats.message_count == 0  # not counted ...
-        assert [m.content for m in manager.resume("s").messages] == ["q"]  # ... yet read
+        assert manager.summary("s").stats.message_count == 1
+        assert manager.summary("s").updated_at == manager.resume("s").messages[0].created_at
+        assert [m.content for m in manager.resume("s").messages] == ["q"]
