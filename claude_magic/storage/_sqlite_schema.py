@@ -48,9 +48,8 @@ _MESSAGE_OK = (f"typeof(extra) = 'text' AND json_valid(extra) AND role IN ('user
                f"AND {_time_ok('created_at')}")
 
 
-def _m001_initial(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE sessions (
+#: The columns of ``sessions`` as migration 001 made them (008 makes them again).
+_SESSION_DEFS = """
             id            TEXT PRIMARY KEY,
             system_prompt TEXT,
             metadata      TEXT NOT NULL DEFAULT '{}',
@@ -62,8 +61,11 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             input_tokens  INTEGER NOT NULL DEFAULT 0,
             output_tokens INTEGER NOT NULL DEFAULT 0,
             cost_usd      REAL NOT NULL DEFAULT 0,
-            last_model    TEXT
-        )""")
+            last_model    TEXT"""
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(f"CREATE TABLE sessions ({_SESSION_DEFS}\n        )")
     db.execute("CREATE INDEX sessions_updated_at ON sessions (updated_at)")
     db.execute("""
         CREATE TABLE messages (
@@ -161,19 +163,7 @@ def _m008_stored_checks(db: sqlite3.Connection) -> None:
     (which ``sessions_fts`` points at); the caller runs this with foreign keys off, so
     dropping the old table deletes no message. Its index and triggers are made again."""
     db.execute(f"""
-        CREATE TABLE sessions_new (
-            id            TEXT PRIMARY KEY,
-            system_prompt TEXT,
-            metadata      TEXT NOT NULL DEFAULT '{{}}',
-            settings      TEXT NOT NULL DEFAULT '{{}}',
-            created_at    TEXT NOT NULL,
-            updated_at    TEXT NOT NULL,
-            message_count INTEGER NOT NULL DEFAULT 0,
-            turns         INTEGER NOT NULL DEFAULT 0,
-            input_tokens  INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd      REAL NOT NULL DEFAULT 0,
-            last_model    TEXT,
+        CREATE TABLE sessions_new ({_SESSION_DEFS},
             readable      INTEGER GENERATED ALWAYS AS ({_READABLE}) STORED,
             plain         INTEGER GENERATED ALWAYS AS ({_PLAIN}) STORED,
             epoch         INTEGER
