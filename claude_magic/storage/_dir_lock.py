@@ -11,9 +11,11 @@ Where ``fcntl`` is missing (Windows) ``filelock`` is used as before.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import time
+import weakref
 from pathlib import Path
 
 from ..errors import StorageError
@@ -27,12 +29,18 @@ except ImportError:  # pragma: no cover - Windows
 POLL_SECONDS = 0.002
 
 
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class DirectoryLock:
     """A reentrant inter-process lock on one store directory's ``.lock`` file."""
 
     def __init__(self, path: Path, root: Path, timeout: float) -> None:
         self.path, self.root, self.timeout = path, root, timeout
         self._fd: int | None = None
+        self._closer: weakref.finalize | None = None
         self._pid = 0
         self._depth = 0
         self._fallback = None
@@ -67,8 +75,7 @@ class DirectoryLock:
     def close(self) -> None:
         """Close the descriptor (the lock is not held by then)."""
         if self._fd is not None and self._pid == os.getpid() and not self._depth:
-            os.close(self._fd)
-            self._fd = None
+            self._drop()
 
     def _acquire_flock(self) -> None:
         deadline = None
@@ -99,8 +106,8 @@ class DirectoryLock:
         if self._fd is not None and self._pid == os.getpid():
             return self._fd
         if self._fd is not None:  # never the parent's descriptor after a fork (its lock is
-            os.close(self._fd)  # shared); closing this copy leaves the parent's lock held
-            self._fd, self._depth = None, 0
+            self._drop()  # shared); closing this copy leaves the parent's lock held
+            self._depth = 0
         try:
             fd = open_regular(self.path, os.O_RDWR | os.O_CREAT)
         except NotRegularFile as exc:
@@ -108,6 +115,7 @@ class DirectoryLock:
         except OSError as exc:
             raise self._cannot(exc.strerror or str(exc)) from None
         self._fd, self._pid = fd, os.getpid()
+        self._closer = weakref.finalize(self, _close_quietly, fd)  # a store never closed
         return fd
 
     def _still_named(self, fd: int) -> bool:
@@ -122,6 +130,8 @@ class DirectoryLock:
 
     def _drop(self) -> None:
         if self._fd is not None:
+            if self._closer is not None:
+                self._closer.detach()
             os.close(self._fd)
             self._fd = None
 

@@ -452,3 +452,15 @@ def test_a_line_with_an_unreadable_append_time_counts_at_its_creation(tmp_path: 
         assert manager.summary("s").stats.message_count == 1
         assert manager.summary("s").updated_at == manager.resume("s").messages[0].created_at
         assert [m.content for m in manager.resume("s").messages] == ["q"]
+
+
+def test_stores_dropped_without_close_leave_no_descriptor_open(tmp_path: Path) -> None:
+    import gc
+
+    before = len(os.listdir("/proc/self/fd"))
+    for number in range(50):
+        manager = SessionManager(str(tmp_path))  # never closed
+        manager.create_session(f"s{number}").build()  # the lock's descriptor opens
+        del manager
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before
