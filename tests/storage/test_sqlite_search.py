@@ -207,7 +207,7 @@ def test_a_read_only_file_searches_the_rows_past_the_mark(nobody_dir: Path) -> N
 def test_an_append_after_another_connection_damaged_the_row_is_refused(
         manager: SessionManager, path: Path) -> None:
     manager.create_session("a").build()
-    manager.append("a", Message("user", "one"))  # the row is vouched for by this append
+    manager.append("a", Message("user", "one"))  # the fast path: the row checked in SQL
     with raw(path) as db:
         db.execute("UPDATE sessions SET metadata = '{not json' WHERE id = 'a'")
     with pytest.raises(DamagedSession):
