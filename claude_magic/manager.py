@@ -96,6 +96,21 @@ def _missing_hashes(messages: list[Message], start: int, *,
             if rewrite or m.ids.get(HASH_KEY) != h}
 
 
+def _chained(session: Session) -> Session:
+    """``session`` with chain hashes on the messages that lack one (an import from before
+    hashes, or a hand-made file): the first append then has none to write. Hashes the
+    import carries are kept as they are, so ``verify`` judges them."""
+    first = next((i for i, m in enumerate(session.messages) if HASH_KEY not in m.ids), None)
+    if first is None:
+        return session
+    session = session.copy()
+    previous = session.messages[first - 1].ids[HASH_KEY] if first else ""
+    rest = session.messages[first:]
+    for message, value in zip(rest, chain(rest, previous), strict=True):
+        message.ids[HASH_KEY] = value
+    return session
+
+
 def _up_to(session: Session, at: int) -> list[Message]:
     """The messages up to and including answer ``at``; ValueError naming the answers."""
     messages = session.messages
@@ -433,7 +448,7 @@ class SessionManager:
 
     def import_session(self, session: Session, *, overwrite: bool = False) -> Session:
         """Store a session exactly as given (times and messages), e.g. from a JSON export."""
-        session = store_session_assets(self.storage, session)  # base64 data into assets
+        session = _chained(store_session_assets(self.storage, session))
         stored = self.storage.create(session, overwrite=overwrite, preserve_times=True)
         self._changed("created", stored.id)
         return stored

@@ -76,7 +76,7 @@ def test_sessions_from_before_hashes_gain_them_on_the_next_write(manager: Sessio
                                                                  ) -> None:
     old = Session(id=SessionId("old"), messages=[
         Message("user", "q", ids={"request_id": "r1"}), Message("assistant", "a")])
-    manager.import_session(old)  # stored exactly as given: no hashes
+    manager.storage.create(old)  # as a store written before hashes existed holds it
     report = manager.verify("old")
     assert (report.ok, report.first_bad_seq) == (False, 0)
     assert "carries no hash" in report.reason
@@ -86,6 +86,27 @@ def test_sessions_from_before_hashes_gain_them_on_the_next_write(manager: Sessio
     assert messages[0].ids["request_id"] == "r1"  # nothing else changed
     assert messages[0].ids[HASH_KEY] == message_hash("", "user", "ok", "q")
     assert manager.verify("old").ok
+
+
+def test_an_import_without_hashes_is_chained_and_carried_hashes_are_kept(
+        manager: SessionManager) -> None:
+    """An export from before hashes is chained on import (its first append then writes
+    one message, not the whole session again); an export's own hashes are kept, so verify
+    judges them: a tampered export is reported, never silently re-hashed."""
+    plain = Session(id=SessionId("plain"), messages=[
+        Message("user", "q", ids={"request_id": "r1"}), Message("assistant", "a")])
+    stored = manager.import_session(plain)
+    assert HASH_KEY not in plain.messages[0].ids  # the caller's session is left alone
+    assert [m.ids[HASH_KEY] for m in stored.messages] == [
+        message_hash("", "user", "ok", "q"),
+        message_hash(message_hash("", "user", "ok", "q"), "assistant", "ok", "a")]
+    assert manager.verify("plain").ok and stored.messages[0].ids["request_id"] == "r1"
+    tampered = manager.resume("plain").copy()
+    tampered.id = SessionId("tampered")
+    tampered.messages[1].content = "changed after export"
+    manager.import_session(tampered)
+    report = manager.verify("tampered")
+    assert (report.ok, report.first_bad_seq) == (False, 1)
 
 
 def test_a_second_manager_continues_the_chain(persistent_kind: str, open_manager) -> None:
