@@ -32,7 +32,15 @@ from ..blocks import text_of
 from ..errors import StorageError
 from ..search import Matcher, SearchHit, metadata_texts
 from ..session import _VALID_ID, SessionId
-from ._headers import HEADER_SUFFIX, MESSAGES_SUFFIX, TRUST_MARGIN_NS, NotASession, parse_header
+from ._headers import (
+    HEADER_SUFFIX,
+    MESSAGES_SUFFIX,
+    SEARCH_INDEX_NAME,
+    SEARCH_INDEX_NAMES,
+    TRUST_MARGIN_NS,
+    NotASession,
+    parse_header,
+)
 from ._jsonio import entry_problem, loads, read_file
 from ._lines import BAD_LINE, SURROGATE_ESCAPE
 from ._search_index import Doc, Fresh, SearchIndex, prepare
@@ -40,8 +48,8 @@ from ._search_index import Doc, Fresh, SearchIndex, prepare
 if TYPE_CHECKING:
     from .files import DirectoryStorage
 
-SIDECAR = ".search.sqlite"
-_SIDECAR_NAMES = (SIDECAR, SIDECAR + "-wal", SIDECAR + "-shm", SIDECAR + "-journal")
+SIDECAR = SEARCH_INDEX_NAME
+_SIDECAR_NAMES = SEARCH_INDEX_NAMES
 _OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
 #: How many sessions' texts a first build holds in memory before writing them.

@@ -52,6 +52,9 @@ INDEX_NAME = ".index.json"
 #: Every header's summary fields, for DataFrames (a cache, like the index: keyed the same way)
 SUMMARIES_NAME = ".summaries.json"
 LOCK_NAME = ".lock"
+#: The directory search index (``_dir_search.py``) and the files SQLite keeps beside it.
+SEARCH_INDEX_NAME = ".search.sqlite"
+SEARCH_INDEX_NAMES = tuple(SEARCH_INDEX_NAME + end for end in ("", "-wal", "-shm", "-journal"))
 INDEX_FORMAT = "claude-magic/index"
 INDEX_VERSION = 1
 SUMMARIES_FORMAT = "claude-magic/summaries"
@@ -495,10 +498,12 @@ def _row_ok(row: Any, key: Key) -> bool:
 
 
 def _ours(name: str) -> bool:
-    """Whether a non-header name is one the store uses (messages, index, lock, temp files)."""
+    """Whether a non-header name is one the store uses (messages, caches, lock, search
+    index, temp files)."""
     if name.endswith(MESSAGES_SUFFIX):
         return _VALID_ID.fullmatch(name, 0, len(name) - len(MESSAGES_SUFFIX)) is not None
-    return name in (INDEX_NAME, SUMMARIES_NAME, LOCK_NAME) or name.startswith(".tmp-")
+    return (name in (INDEX_NAME, SUMMARIES_NAME, LOCK_NAME) or name in SEARCH_INDEX_NAMES
+            or name.startswith(".tmp-"))
 
 
 def _check_other(dirent: os.DirEntry[str], now_ns: int,

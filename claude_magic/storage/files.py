@@ -10,6 +10,9 @@ Layout of a store directory::
     .lock                  the inter-process lock every writer takes (``_dir_lock.py``)
     .index.json            a cache of parsed headers so listing 10,000 sessions stays fast;
                            safe to delete (see ``_headers.py``)
+    .summaries.json        a cache of headers' fields for the metadata DataFrame
+    .search.sqlite         the search index (``_dir_search.py``): a cache, rebuilt when
+                           missing, damaged or not a regular file of this user
     .tmp-*                 temp files of atomic writes in flight
 
 An append writes and fsyncs one line (``_dir_append.py``); headers are rewritten atomically

@@ -223,7 +223,8 @@ def test_clear_and_prune_leave_planted_entries(store: SessionManager, root: Path
     assert snapshot(outside) == before
 
 
-@pytest.mark.parametrize("name", (".index.json", ".tmp-planted"))
+@pytest.mark.parametrize("name", (".index.json", ".tmp-planted", ".search.sqlite",
+                                  ".search.sqlite-wal"))
 @pytest.mark.parametrize("kind", KINDS)
 def test_planted_index_or_temp_entry_is_reported_and_left(store: SessionManager, root: Path,
                                                           outside: Path, name: str, kind: str,
@@ -238,6 +239,7 @@ def test_planted_index_or_temp_entry_is_reported_and_left(store: SessionManager,
         assert len(manager.list()) == INDEX_REFRESH + 3
         assert manager.get("good").messages[0].content == "good question"
         assert list(damaged_by_name(manager)) == [name]
+        assert [h.session_id for h in manager.search("good question")] == ["good"]
         manager.append("good", Message("user", "still writable"))
         manager.delete("s0")
     with fresh(root) as manager, pytest.warns(StorageWarning):
