@@ -173,8 +173,9 @@ def test_a_planted_link_is_never_followed(tmp_path: Path, name: str) -> None:
         for side in ("-wal", "-shm"):
             (store / (SIDECAR + side)).unlink(missing_ok=True)
         (store / name).symlink_to(target)
-    with SessionManager(str(store)) as manager:
+    with SessionManager(str(store)) as manager, pytest.warns(StorageWarning, match=name):
         assert manager.search("deploy") == _reference(manager, "deploy")
+        assert [Path(e.location).name for e in manager.damaged()] == [name]  # reported
     assert target.read_bytes() == b"not yours"
     assert (store / name).is_symlink()
 
@@ -184,8 +185,9 @@ def test_a_planted_fifo_does_not_block(tmp_path: Path) -> None:
     store = tmp_path / "s"
     _store(store, TEXTS[:2]).close()
     os.mkfifo(store / SIDECAR)
-    with SessionManager(str(store)) as manager:
+    with SessionManager(str(store)) as manager, pytest.warns(StorageWarning, match="FIFO"):
         assert manager.search("deploy") == _reference(manager, "deploy")
+        assert [Path(e.location).name for e in manager.damaged()] == [SIDECAR]
     assert stat.S_ISFIFO(os.lstat(store / SIDECAR).st_mode)
 
 
