@@ -1,7 +1,8 @@
 """Reading history: a 10,000-message ``get`` beside raw floors, and what a warm turn reads.
 
 - ``get()`` of a session of N messages (default 10,000) on SQLite beside raw ``sqlite3`` rows
-  (``SELECT`` of the same columns, ``fetchall``), and on the directory store beside
+  (``SELECT`` of the 12 columns every message had before migration 009, ``fetchall``; also,
+  for information, of all 18 columns ``get()`` reads), and on the directory store beside
   ``json.loads`` of each line of its messages file. Targets: <= 3x and <= 2x.
 - the client's history read before a warm turn (``Client._history``: the header and only the
   messages appended since), at 10 and at N messages, beside a full ``resume()``: what a turn
@@ -25,6 +26,10 @@ from sample_sessions import sample_session
 
 from claude_magic import Client, Config, SessionManager
 from claude_magic.message import Message
+
+#: The columns migration 009 added, which ``get()`` reads beside the 12 of the floor.
+NEW_COLUMNS = ("cache_creation_input_tokens, cache_read_input_tokens, stop_reason, duration_ms, "
+               "hash, plain")
 
 
 def median_ms(func: Callable[[], Any], runs: int) -> float:
@@ -58,6 +63,12 @@ def main() -> int:
                     floor = median_ms(lambda d=db, q=sql: d.execute(q, ("big",)).fetchall(),
                                       args.runs)
                     target, name = 3.0, "raw sqlite3 rows"
+                    every = sql.replace(" FROM messages", f", {NEW_COLUMNS} FROM messages")
+                    full = median_ms(lambda d=db, q=every: d.execute(q, ("big",)).fetchall(),
+                                     args.runs)
+                    rows.append((kind, f"get() {args.messages:,} messages", ours,
+                                 "raw rows of all 18 columns get() reads", full,
+                                 f"{ours / full:.2f}x", "", ""))
                 else:
                     path = f"{tmp}/d/big.messages.jsonl"
 

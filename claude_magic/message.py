@@ -219,12 +219,24 @@ def stored_message(role: Any, content: Any, created_at: Any, status: Any, error:
     for count in counts:
         if type(count) is not int or not 0 <= count < _LIMIT:
             return None
+    return vouched_message(role, content, when, status, error, model, backend, *counts,
+                           cost_usd, stop_reason, duration_ms, ids, seq)
+
+
+def vouched_message(role: Any, content: Any, created_at: datetime, status: Any, error: Any,
+                    model: Any, backend: Any, input_tokens: int, output_tokens: int,
+                    cache_creation_input_tokens: int, cache_read_input_tokens: int,
+                    cost_usd: Any, stop_reason: Any, duration_ms: Any, ids: dict[str, str],
+                    seq: int) -> Message:
+    """A :class:`Message` of values the caller vouches are exactly what its checks accept
+    (:func:`stored_message`'s checks, or a store's own, such as SQL's on the way in)."""
     tokens = _new(Usage)
     (tokens.input_tokens, tokens.output_tokens, tokens.cache_creation_input_tokens,
-     tokens.cache_read_input_tokens) = counts
+     tokens.cache_read_input_tokens) = (input_tokens, output_tokens,
+                                        cache_creation_input_tokens, cache_read_input_tokens)
     message = _new(Message)
     message.role, message.content, message.created_at, message.status = (
-        role, content, when, status)
+        role, content, created_at, status)
     message.error, message.model, message.backend, message.usage = error, model, backend, tokens
     message.cost_usd, message.stop_reason, message.duration_ms = cost_usd, stop_reason, duration_ms
     message.ids, message.seq = ids, seq

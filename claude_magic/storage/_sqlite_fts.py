@@ -63,6 +63,12 @@ def m007_deferred_index(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO fts_indexed (upto) SELECT coalesce(max(id), 0) FROM messages")
     for trigger in ("insert", "delete", "update"):
         db.execute(f"DROP TRIGGER messages_fts_{trigger}")
+    message_triggers(db)
+
+
+def message_triggers(db: sqlite3.Connection) -> None:
+    """The triggers keeping ``messages_fts`` equal to the indexed rows of ``messages`` (made
+    again when the table is rebuilt: migration 009)."""
     _triggers(db, "messages", ("content",), "id", when="id")
 
 

@@ -40,7 +40,7 @@ def rename(store: SQLiteStorage, old: SessionId, new: SessionId, overwrite: bool
 
 def set_hashes(store: SQLiteStorage, session_id: SessionId, hashes: Mapping[int, str],
                mark: tuple[int, Status, str | None] | None = None) -> None:
-    """Write ``ids.hash`` into the given messages' ``extra`` JSON (and, with ``mark``, a
+    """Write ``ids.hash`` into the given messages' ``hash`` column (and, with ``mark``, a
     message's status and error) in one transaction."""
     with store._transaction() as db:
         store._checked_row(db, session_id)  # SessionNotFound / DamagedSession first
@@ -51,8 +51,7 @@ def set_hashes(store: SQLiteStorage, session_id: SessionId, hashes: Mapping[int,
                 raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
             db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?",
                        (format_time(store._clock.now()), session_id))
-        db.executemany("UPDATE messages SET extra = json_set(extra, '$.ids.hash', ?) "
-                       "WHERE session_id = ? AND seq = ?",
+        db.executemany("UPDATE messages SET hash = ? WHERE session_id = ? AND seq = ?",
                        [(h, session_id, seq) for seq, h in hashes.items()])
         _new_epoch(db, session_id)
 

@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from ..checks import MAX_DEPTH
 from ..session import _RESERVED
-from ._sqlite_fts import m006_search, m007_deferred_index, session_triggers
+from ._sqlite_fts import m006_search, m007_deferred_index, message_triggers, session_triggers
 
 _SESSION_COLUMNS = ("id, system_prompt, metadata, settings, created_at, updated_at, "
                     "message_count, turns, input_tokens, output_tokens, cost_usd, last_model")
 _MESSAGE_COLUMNS = ("seq, role, content, created_at, status, error, model, backend, "
-                    "input_tokens, output_tokens, cost_usd, extra")
+                    "input_tokens, output_tokens, cost_usd, extra, cache_creation_input_tokens, "
+                    "cache_read_input_tokens, stop_reason, duration_ms, hash")
 _NEWEST_FIRST = "ORDER BY updated_at DESC, id DESC"
 
 _TIME = "'[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]*'"
@@ -175,6 +176,106 @@ def _m008_stored_checks(db: sqlite3.Connection) -> None:
     session_triggers(db)
 
 
+_FINITE = "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+_MESSAGE_COUNTS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+                   "cache_read_input_tokens")
+#: Message rows SQL vouches Python reads as they are (migration 009): every column of the
+#: type and range ``Message`` accepts, a UTC time of the form we write, and ``extra`` one
+#: JSON object (``{}`` unless it holds other ids or content blocks).
+_MESSAGE_PLAIN = (
+    "coalesce(" + " AND ".join(
+        ["typeof(seq) = 'integer' AND seq >= 0", "role IN ('user', 'assistant')",
+         "status IN ('ok', 'error', 'incomplete')", "typeof(content) = 'text'"]
+        + [f"typeof({c}) IN ('null', 'text')"
+           for c in ("error", "model", "backend", "stop_reason", "hash")]
+        + [f"typeof({c}) = 'integer' AND {c} >= 0" for c in _MESSAGE_COUNTS]
+        + [f"({c} IS NULL OR (typeof({c}) = 'real' AND {c} {_FINITE}))"
+           for c in ("cost_usd", "duration_ms")]
+        + ["typeof(extra) = 'text' AND substr(extra, 1, 1) = '{' AND json_valid(extra)",
+           _plain_time("created_at"), _time_ok("created_at")]) + ", 0)"
+)
+
+_MESSAGE_DEFS = """
+            id            INTEGER PRIMARY KEY,
+            session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            seq           INTEGER NOT NULL,
+            role          TEXT NOT NULL,
+            content       TEXT NOT NULL,
+            created_at    TEXT NOT NULL,
+            status        TEXT NOT NULL DEFAULT 'ok',
+            error         TEXT,
+            model         TEXT,
+            backend       TEXT,
+            input_tokens  INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd      REAL,
+            extra         TEXT NOT NULL DEFAULT '{}',
+            cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
+            stop_reason   TEXT,
+            duration_ms   REAL,
+            hash          TEXT,
+            plain         INTEGER GENERATED ALWAYS AS (PLAIN) STORED"""
+
+
+def _json_is(path: str, *kinds: str) -> str:
+    """Whether ``extra`` at ``path`` is missing or of one of ``kinds`` (JSON types)."""
+    return f"coalesce(json_type(extra, '{path}'), 'null') IN ({', '.join(map(repr, kinds))})"
+
+
+def _json_count(name: str) -> str:
+    """A usage count in ``extra`` that fits a column (missing or null: 0)."""
+    value = f"json_extract(extra, '$.usage.{name}')"
+    return (f"{_json_is(f'$.usage.{name}', 'null', 'integer')} "
+            f"AND typeof(coalesce({value}, 0)) = 'integer' AND coalesce({value}, 0) >= 0")
+
+
+#: Rows whose ``extra`` holds only values the new columns take as they are (every row this
+#: store wrote); the others keep ``extra`` unchanged, and reading them is as before.
+_MOVABLE = " AND ".join(
+    ["json_valid(extra) AND json_type(extra) = 'object'", _json_is("$.usage", "null", "object"),
+     *[_json_count(name) for name in _MESSAGE_COUNTS],
+     _json_is("$.stop_reason", "null", "text"),
+     _json_is("$.duration_ms", "null", "integer", "real"),
+     _json_is("$.ids", "null", "object"), _json_is("$.ids.hash", "null", "text")])
+_LEAN = "json_remove(extra, '$.usage', '$.stop_reason', '$.duration_ms', '$.ids.hash')"
+
+
+def _moved(column: str, value: str, default: str) -> str:
+    return f"CASE WHEN movable THEN {value} ELSE {default} END AS {column}"
+
+
+def _m009_message_columns(db: sqlite3.Connection) -> None:
+    """Usage, stop reason, duration and chain hash as columns, and ``plain`` STORED (SQL's
+    check, once per write, that Python reads the row as it is), instead of one JSON
+    ``extra`` per row parsed and checked field by field on every read. The table is rebuilt
+    (a STORED column cannot be added) with every row and its id (which ``messages_fts``
+    points at); ``extra`` keeps other ids and content blocks. A row whose ``extra`` holds a
+    value no column takes (written by another tool) keeps it whole and reads as before."""
+    db.execute(f"CREATE TABLE messages_new ({_MESSAGE_DEFS.replace('PLAIN', _MESSAGE_PLAIN)}\n)")
+    counts = [_moved(c, f"coalesce(json_extract(extra, '$.usage.{c}'), 0)", d)
+              for c, d in zip(_MESSAGE_COUNTS, ("input_tokens", "output_tokens", "0", "0"),
+                              strict=True)]
+    db.execute(f"""
+        INSERT INTO messages_new (id, session_id, seq, role, content, created_at, status, error,
+            model, backend, cost_usd, {', '.join(_MESSAGE_COUNTS)}, stop_reason, duration_ms,
+            hash, extra)
+        SELECT id, session_id, seq, role, content, created_at, status, error, model, backend,
+            cost_usd, {', '.join(counts)},
+            {_moved("stop_reason", "json_extract(extra, '$.stop_reason')", "NULL")},
+            {_moved("duration_ms", "json_extract(extra, '$.duration_ms')", "NULL")},
+            {_moved("hash", "json_extract(extra, '$.ids.hash')", "NULL")},
+            CASE WHEN NOT movable THEN extra
+                 WHEN coalesce(json_extract(lean, '$.ids'), '{{}}') = '{{}}'
+                 THEN json_remove(lean, '$.ids') ELSE lean END
+        FROM (SELECT *, coalesce({_MOVABLE}, 0) AS movable,
+                     CASE WHEN json_valid(extra) THEN {_LEAN} END AS lean FROM messages)""")
+    db.execute("DROP TABLE messages")
+    db.execute("ALTER TABLE messages_new RENAME TO messages")
+    db.execute("CREATE UNIQUE INDEX messages_session_seq ON messages (session_id, seq)")
+    message_triggers(db)
+
+
 #: Ordered migrations; append new ones, never edit or reorder released ones. They run in one
 #: transaction with foreign keys off (008 rebuilds the table ``messages`` refers to).
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
@@ -186,6 +287,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("006_search", m006_search),
     ("007_deferred_index", m007_deferred_index),
     ("008_stored_checks", _m008_stored_checks),
+    ("009_message_columns", _m009_message_columns),
 )
 #: Generated columns (``readable``, migration 002) need SQLite 3.31.
 MIN_SQLITE = (3, 31, 0)

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ..chain import HASH_KEY
 from ..checks import loads_checked
 from ..checks import strict_decode as _strict_decode
 from ..errors import DamagedSession, SessionExists, SessionNotFound, StorageError
-from ..message import Message, SessionStats, Status, Usage, stored_message
+from ..message import Message, SessionStats, Status, Usage, vouched_message
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from ..times import MAX_TIME, MIN_TIME, MonotonicClock, as_utc, format_time, parse_time
 from ._jsonio import _DECODER, entry_problem
@@ -100,14 +101,20 @@ def _undecodable(exc: sqlite3.Error) -> bool:
 def fetch(db: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Every row of ``sql``; a text value that is not UTF-8 comes back as ``bytes`` (which
     every row reader refuses) rather than failing the query for every row."""
+    return fetch_strict(db, sql, params)[0]
+
+
+def fetch_strict(db: sqlite3.Connection, sql: str,
+                 params: tuple[Any, ...] = ()) -> tuple[list[Any], bool]:
+    """:func:`fetch`, and whether every text value was UTF-8 (so each is a ``str``)."""
     try:
-        return db.execute(sql, params).fetchall()
+        return db.execute(sql, params).fetchall(), True
     except sqlite3.OperationalError as exc:
         if not _undecodable(exc):
             raise
     db.text_factory = _lenient_text
     try:
-        return db.execute(sql, params).fetchall()
+        return db.execute(sql, params).fetchall(), False
     finally:
         db.text_factory = str
 
@@ -396,29 +403,38 @@ class SQLiteStorage:
 
     @staticmethod
     def _message_row(session_id: SessionId, message: Message) -> tuple[Any, ...]:
-        usage = message.usage
-        extra = {
-            "usage": usage.to_dict(),
-            "stop_reason": message.stop_reason,
-            "duration_ms": message.duration_ms,
-            "ids": message.ids,
-        }
+        """The columns of ``_INSERT_MESSAGE``; ``extra`` is ``{}`` unless the message has
+        ids besides its chain hash or content blocks (their text goes in ``content``)."""
+        usage, ids = message.usage, message.ids
+        extra: dict[str, Any] = {}
+        if len(ids) > (HASH_KEY in ids):
+            extra["ids"] = {key: value for key, value in ids.items() if key != HASH_KEY}
         if not isinstance(message.content, str):  # blocks in extra, their text searchable
             extra["blocks"] = message.content
+        duration = message.duration_ms
         return (session_id, message.seq, message.role, message.text,
                 format_time(message.created_at), message.status, message.error, message.model,
                 message.backend, usage.input_tokens, usage.output_tokens, message.cost_usd,
-                _dumps(extra))
+                _dumps(extra) if extra else "{}", usage.cache_creation_input_tokens,
+                usage.cache_read_input_tokens, message.stop_reason,
+                None if duration is None else float(duration), ids.get(HASH_KEY))
 
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:
+        """A message from a row of ``_MESSAGE_COLUMNS``, every field checked. Usage, stop
+        reason and duration still in ``extra`` (a row written before migration 009 that
+        it could not move) are read from there; the ``hash`` column wins over ``extra``."""
         extra = _object(row[11], "message extra")
         content = row[2] if extra.get("blocks") is None else extra["blocks"]
+        usage = (Usage.from_dict(extra["usage"]) if "usage" in extra
+                 else Usage(row[8], row[9], row[12], row[13]))
+        ids = dict(extra.get("ids") or {})
+        if row[16] is not None:
+            ids[HASH_KEY] = row[16]
         return Message(role=row[1], content=content, created_at=parse_time(row[3]), status=row[4],
-                       error=row[5], model=row[6], backend=row[7],
-                       usage=Usage.from_dict(extra.get("usage")), cost_usd=row[10],
-                       stop_reason=extra.get("stop_reason"), duration_ms=extra.get("duration_ms"),
-                       ids=dict(extra.get("ids") or {}), seq=row[0])
+                       error=row[5], model=row[6], backend=row[7], usage=usage,
+                       cost_usd=row[10], stop_reason=extra.get("stop_reason", row[14]),
+                       duration_ms=extra.get("duration_ms", row[15]), ids=ids, seq=row[0])
 
     def _report(self, session_id: str, reason: str, where: str = "") -> DamagedEntry:
         return self._damage.report(f"{self.location}#{session_id}{where}", reason, session_id)
@@ -522,54 +538,48 @@ class SQLiteStorage:
                 epoch = None
             partial = since is not None and epoch is not None and since.epoch == epoch
             start = since.next if partial else 0
-            message_rows = fetch(db, f"SELECT {_MESSAGE_COLUMNS}, json_valid(extra) "
-                                 "FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq",
-                                 (session_id, start))
+            message_rows, utf8 = fetch_strict(
+                db, f"SELECT {_MESSAGE_COLUMNS}, plain FROM messages "
+                "WHERE session_id = ? AND seq >= ? ORDER BY seq", (session_id, start))
         summary = self._summary_or_damaged(session_id, rows[0][:-1])
-        messages = self._messages(session_id, message_rows)
+        messages = self._messages(session_id, message_rows, utf8)
         session = Session(summary.id, summary.system_prompt, summary.metadata,
                           summary.created_at, summary.updated_at, messages, summary.settings)
         if epoch is None:
             return session, None, False
-        last = max((r[0] for r in message_rows if type(r[0]) is int), default=start - 1)
+        last = message_rows[-1][0] if message_rows else start - 1  # rows in seq order:
+        if type(last) is not int:  # the last is the largest, unless another tool wrote it
+            last = max((r[0] for r in message_rows if type(r[0]) is int), default=start - 1)
         return session, Position(epoch, max(start, last + 1)), partial
 
-    def _messages(self, session_id: SessionId, rows: list[Any]) -> list[Message]:
-        """Messages of rows (``_MESSAGE_COLUMNS`` and ``json_valid(extra)``), oldest first.
+    def _messages(self, session_id: SessionId, rows: list[Any], utf8: bool) -> list[Message]:
+        """Messages of rows (``_MESSAGE_COLUMNS`` and ``plain``), oldest first.
 
-        A row exactly as this store writes it (text content, every column of the type it is
-        written with) becomes a message without each field being checked again; any other
-        row takes the checked path, which reports it if it is damaged."""
-        extras = [row[11] for row in rows]
-        try:  # the extras in one parse when each is one JSON object (so they stay aligned)
-            if not all(row[12] == 1 and type(row[11]) is str and row[11][:1] == "{"
-                       and row[11][-1:] == "}" for row in rows) \
-                    or _SURROGATE.search(joined := ",".join(extras)):
-                raise ValueError("not plain")
-            parsed = _DECODER.decode(f"[{joined}]")
-            if len(parsed) != len(rows):
-                raise ValueError("rows and objects differ")
-        except (ValueError, RecursionError):
-            parsed = [None] * len(rows)
+        A row ``plain`` vouches for (SQL checked every column when it was written) becomes a
+        message with no field checked again, when all text is UTF-8 (``utf8``) and ``extra``
+        holds at most other ids; any other row takes the checked path, which reports it if
+        it is damaged."""
+        others = _other_ids(rows) if utf8 else {}
         messages: list[Message] = []
-        append, trusted = messages.append, stored_message
-        for row, extra in zip(rows, parsed, strict=True):
-            message = None
-            if type(extra) is dict and len(extra) == 4 and "blocks" not in extra:
-                try:
-                    message = trusted(row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                                      extra["usage"], row[10], extra["stop_reason"],
-                                      extra["duration_ms"], extra["ids"], row[0])
-                except KeyError:
-                    message = None
-            if message is None:
-                try:
-                    message = self._message(row)
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                    self._report(str(session_id), f"unreadable message ({_short(exc)})",
-                                 f":{row[0]}")
-                    continue
-            append(message)
+        append, build, fromiso = messages.append, vouched_message, _fromiso
+        for row in rows:
+            if utf8 and row[17] == 1:
+                digest = row[16]
+                ids = (({} if digest is None else {HASH_KEY: digest}) if row[11] == "{}"
+                       else others.get(row[0]))
+                if ids is not None:
+                    try:
+                        append(build(row[1], row[2], fromiso(row[3]), row[4], row[5], row[6],
+                                     row[7], row[8], row[9], row[12], row[13], row[10],
+                                     row[14], row[15], ids, row[0]))
+                        continue
+                    except ValueError:  # not the time ``plain`` checked: the checked path
+                        pass
+            try:
+                append(self._message(row))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                self._report(str(session_id), f"unreadable message ({_short(exc)})",
+                             f":{row[0]}")
         return messages
 
     def chain_tip(self, session_id: SessionId) -> tuple[int, str] | None:
@@ -590,13 +600,13 @@ class SQLiteStorage:
             return found
 
     def _read_tip(self, session_id: SessionId) -> tuple[int, str] | None:
-        rows = self._read("SELECT seq, extra FROM messages WHERE session_id = ? "
+        rows = self._read("SELECT seq, hash, extra FROM messages WHERE session_id = ? "
                           "ORDER BY seq DESC LIMIT 1", (session_id,))
         if not rows:
             return 0, ""
-        seq, extra = rows[0]
-        try:
-            found = json.loads(extra)["ids"]["hash"]
+        seq, found, extra = rows[0]
+        try:  # a row from before migration 009 that kept its hash in ``extra``
+            found = json.loads(extra)["ids"][HASH_KEY] if found is None else found
         except (ValueError, TypeError, KeyError):
             return None
         return (seq + 1, found) if type(seq) is int and type(found) is str and found else None
@@ -842,8 +852,35 @@ _GROW = ("UPDATE sessions SET updated_at = ?1, message_count = message_count + 1
          "AND cost_usd + ?5 < 9223372036854775808.0")
 _NEXT_SEQ = "SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE session_id = ?"
 _INSERT_MESSAGE = (f"INSERT INTO messages (session_id, {_MESSAGE_COLUMNS}) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                   f"VALUES ({', '.join('?' * 18)})")
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape that could make a lone one
+
+
+def _other_ids(rows: list[Any]) -> dict[int, dict[str, str]]:
+    """seq -> ids (other than the chain hash, which is then added) of the rows ``plain``
+    vouches for whose ``extra`` is exactly ``{"ids": {...}}`` of text to text: all parsed at
+    once. Rows missing here take the checked path."""
+    picked = [row for row in rows if row[17] == 1 and row[11] != "{}"]
+    if not picked:
+        return {}
+    joined = ",".join(row[11] for row in picked)  # each one JSON object (``plain``)
+    if _SURROGATE.search(joined):
+        return {}
+    try:
+        parsed = _DECODER.decode(f"[{joined}]")
+    except (ValueError, RecursionError):
+        return {}
+    if len(parsed) != len(picked):
+        return {}
+    found = {}
+    for row, extra in zip(picked, parsed, strict=True):
+        ids = extra.get("ids") if type(extra) is dict and len(extra) == 1 else None
+        if (type(ids) is dict and HASH_KEY not in ids
+                and all(type(key) is str and type(value) is str for key, value in ids.items())):
+            if row[16] is not None:
+                ids[HASH_KEY] = row[16]
+            found[row[0]] = ids
+    return found
 
 
 def _short(exc: BaseException) -> str:

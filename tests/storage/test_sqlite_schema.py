@@ -46,6 +46,12 @@ MESSAGES_COLUMNS = [
     ("output_tokens", "INTEGER", 1, "0", 0, 0),
     ("cost_usd", "REAL", 0, None, 0, 0),
     ("extra", "TEXT", 1, "'{}'", 0, 0),
+    ("cache_creation_input_tokens", "INTEGER", 1, "0", 0, 0),
+    ("cache_read_input_tokens", "INTEGER", 1, "0", 0, 0),
+    ("stop_reason", "TEXT", 0, None, 0, 0),
+    ("duration_ms", "REAL", 0, None, 0, 0),
+    ("hash", "TEXT", 0, None, 0, 0),
+    ("plain", "INTEGER", 0, None, 0, 3),
 ]
 OBJECTS = [
     ("index", "messages_session_seq", "messages"),
@@ -193,7 +199,8 @@ def test_new_migrations_run_in_order_once(tmp_path: Path,
     with sqlite3.connect(path) as db:
         assert [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY rowid")] == [
             "001_initial", "002_readable", "003_plain", "004_assets", "005_epoch", "006_search",
-            "007_deferred_index", "008_stored_checks", "900_tags", "901_tags_index"]
+            "007_deferred_index", "008_stored_checks", "009_message_columns", "900_tags",
+            "901_tags_index"]
 
 
 def test_a_failing_migration_leaves_the_database_as_it_was(
