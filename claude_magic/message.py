@@ -219,8 +219,18 @@ def stored_message(role: Any, content: Any, created_at: Any, status: Any, error:
     for count in counts:
         if type(count) is not int or not 0 <= count < _LIMIT:
             return None
-    return vouched_message(role, content, when, status, error, model, backend, *counts,
-                           cost_usd, stop_reason, duration_ms, ids, seq)
+    # as vouched_message builds it, inline: a call less per message (3 of the directory
+    # store's 66 ms for 10,000 messages, near its 2x target)
+    tokens = _new(Usage)
+    (tokens.input_tokens, tokens.output_tokens, tokens.cache_creation_input_tokens,
+     tokens.cache_read_input_tokens) = counts
+    message = _new(Message)
+    message.role, message.content, message.created_at, message.status = (
+        role, content, when, status)
+    message.error, message.model, message.backend, message.usage = error, model, backend, tokens
+    message.cost_usd, message.stop_reason, message.duration_ms = cost_usd, stop_reason, duration_ms
+    message.ids, message.seq = ids, seq
+    return message
 
 
 def vouched_message(role: Any, content: Any, created_at: datetime, status: Any, error: Any,
