@@ -1,5 +1,5 @@
-"""How data/before_009.db was made, by claude_magic before migration 009 (it needs that code:
-git show 565c961). Run: python make_before_009.py before_009.db"""
+"""How data/before_009.db was made, by claude_magic before migration 009 (commit 116f124; it
+needs that code). Run: python make_before_009.py before_009.db"""
 import base64
 import sqlite3
 import sys
