@@ -189,8 +189,9 @@ _MESSAGE_PLAIN = (
         + [f"typeof({c}) IN ('null', 'text')"
            for c in ("error", "model", "backend", "stop_reason", "hash")]
         + [f"typeof({c}) = 'integer' AND {c} >= 0" for c in _MESSAGE_COUNTS]
-        + [f"({c} IS NULL OR (typeof({c}) = 'real' AND {c} {_FINITE}))"
-           for c in ("cost_usd", "duration_ms")]
+        + [f"(cost_usd IS NULL OR (typeof(cost_usd) = 'real' AND cost_usd {_FINITE}))",
+           "(typeof(duration_ms) IN ('null', 'integer') "
+           f"OR (typeof(duration_ms) = 'real' AND duration_ms {_FINITE}))"]
         + ["typeof(extra) = 'text' AND substr(extra, 1, 1) = '{' AND json_valid(extra)",
            _plain_time("created_at"), _time_ok("created_at")]) + ", 0)"
 )
@@ -213,7 +214,7 @@ _MESSAGE_DEFS = """
             cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
             cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
             stop_reason   TEXT,
-            duration_ms   REAL,
+            duration_ms,  -- no type: an int stays an int, a float a float
             hash          TEXT,
             plain         INTEGER GENERATED ALWAYS AS (PLAIN) STORED"""
 

@@ -411,13 +411,12 @@ class SQLiteStorage:
             extra["ids"] = {key: value for key, value in ids.items() if key != HASH_KEY}
         if not isinstance(message.content, str):  # blocks in extra, their text searchable
             extra["blocks"] = message.content
-        duration = message.duration_ms
         return (session_id, message.seq, message.role, message.text,
                 format_time(message.created_at), message.status, message.error, message.model,
                 message.backend, usage.input_tokens, usage.output_tokens, message.cost_usd,
                 _dumps(extra) if extra else "{}", usage.cache_creation_input_tokens,
-                usage.cache_read_input_tokens, message.stop_reason,
-                None if duration is None else float(duration), ids.get(HASH_KEY))
+                usage.cache_read_input_tokens, message.stop_reason, message.duration_ms,
+                ids.get(HASH_KEY))
 
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:

@@ -83,6 +83,7 @@ def test_a_migrated_session_goes_on_chained(old_db: Path) -> None:
         assert [m.seq for m in session.messages] == [0, 1, 2, 3, 4, 5]
         assert session.messages[1].ids["message_id"] == "msg_01"
         assert session.messages[3].status == "error" and session.messages[3].duration_ms == 3
+        assert type(session.messages[3].duration_ms) is int  # as the JSON it came from
     with SessionManager(f"sqlite:///{old_db}") as manager:  # opened again: nothing to migrate
         assert [m.to_dict() for m in manager.resume("renamed").messages] == [
             m.to_dict() for m in session.messages]
@@ -148,7 +149,7 @@ def test_every_message_our_writes_make_is_vouched_for(tmp_path: Path) -> None:
                 usage=Usage(2**63 - 1, 0, 5, 6), cost_usd=0.5, stop_reason="end_turn",
                 duration_ms=7, ids={"message_id": "msg", "session_id": "s"}),
         Message("user", [{"type": "text", "text": "blocks"}]),
-        Message("assistant", "cut", status="incomplete"),
+        Message("assistant", "cut", status="incomplete", duration_ms=2**62 + 1),
         Message("user", "failed", status="error", error="no"),
     ]
     with SessionManager(f"sqlite:///{path}") as manager:
@@ -157,8 +158,10 @@ def test_every_message_our_writes_make_is_vouched_for(tmp_path: Path) -> None:
         stored = manager.resume("s").messages
     assert raw(path, "SELECT count(*) FROM messages WHERE plain = 1") == [(6,)]
     assert [m.content for m in stored[:5]] == [m.content for m in messages]
-    assert stored[1].usage == Usage(2**63 - 1, 0, 5, 6) and stored[1].duration_ms == 7.0
+    assert stored[1].usage == Usage(2**63 - 1, 0, 5, 6)
+    assert type(stored[1].duration_ms) is int and stored[1].duration_ms == 7
     assert stored[1].ids == {"message_id": "msg", "session_id": "s",
                              "hash": stored[1].ids["hash"]}
+    assert stored[3].duration_ms == 2**62 + 1  # exact: the column has no type to round it
     assert stored[5].ids.keys() == {"request_id", "hash"}
     assert raw(path, "SELECT extra FROM messages WHERE seq IN (0, 3, 4)") == [("{}",)] * 3

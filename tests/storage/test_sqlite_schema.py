@@ -49,7 +49,7 @@ MESSAGES_COLUMNS = [
     ("cache_creation_input_tokens", "INTEGER", 1, "0", 0, 0),
     ("cache_read_input_tokens", "INTEGER", 1, "0", 0, 0),
     ("stop_reason", "TEXT", 0, None, 0, 0),
-    ("duration_ms", "REAL", 0, None, 0, 0),
+    ("duration_ms", "", 0, None, 0, 0),
     ("hash", "TEXT", 0, None, 0, 0),
     ("plain", "INTEGER", 0, None, 0, 3),
 ]
