@@ -65,11 +65,8 @@ _SESSION_DEFS = """
             last_model    TEXT"""
 
 
-def _m001_initial(db: sqlite3.Connection) -> None:
-    db.execute(f"CREATE TABLE sessions ({_SESSION_DEFS}\n        )")
-    db.execute("CREATE INDEX sessions_updated_at ON sessions (updated_at)")
-    db.execute("""
-        CREATE TABLE messages (
+#: The columns of ``messages`` as migration 001 made them (009 adds to them).
+_MESSAGE_DEFS_001 = """
             id            INTEGER PRIMARY KEY,
             session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
             seq           INTEGER NOT NULL,
@@ -83,8 +80,13 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             input_tokens  INTEGER NOT NULL DEFAULT 0,
             output_tokens INTEGER NOT NULL DEFAULT 0,
             cost_usd      REAL,
-            extra         TEXT NOT NULL DEFAULT '{}'
-        )""")
+            extra         TEXT NOT NULL DEFAULT '{}'"""
+
+
+def _m001_initial(db: sqlite3.Connection) -> None:
+    db.execute(f"CREATE TABLE sessions ({_SESSION_DEFS}\n        )")
+    db.execute("CREATE INDEX sessions_updated_at ON sessions (updated_at)")
+    db.execute(f"CREATE TABLE messages ({_MESSAGE_DEFS_001}\n        )")
     db.execute("CREATE UNIQUE INDEX messages_session_seq ON messages (session_id, seq)")
 
 
@@ -196,21 +198,7 @@ _MESSAGE_PLAIN = (
            _plain_time("created_at"), _time_ok("created_at")]) + ", 0)"
 )
 
-_MESSAGE_DEFS = """
-            id            INTEGER PRIMARY KEY,
-            session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-            seq           INTEGER NOT NULL,
-            role          TEXT NOT NULL,
-            content       TEXT NOT NULL,
-            created_at    TEXT NOT NULL,
-            status        TEXT NOT NULL DEFAULT 'ok',
-            error         TEXT,
-            model         TEXT,
-            backend       TEXT,
-            input_tokens  INTEGER NOT NULL DEFAULT 0,
-            output_tokens INTEGER NOT NULL DEFAULT 0,
-            cost_usd      REAL,
-            extra         TEXT NOT NULL DEFAULT '{}',
+_MESSAGE_DEFS = _MESSAGE_DEFS_001 + """,
             cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
             cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
             stop_reason   TEXT,
