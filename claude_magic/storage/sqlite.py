@@ -9,6 +9,9 @@ writes and anyone else's): whether the id is valid and the JSON and time columns
 formed. Listing and
 counting read only ``(readable, updated_at, id)`` from an index, so they stay fast at 10,000
 sessions, and a row damaged by another tool is skipped and reported instead of listed.
+Message rows carry a stored ``plain`` column (migration 009): SQLite's check, when the row is
+written, that every column holds what a ``Message`` accepts, so ``get`` builds those rows
+without checking each field again in Python.
 """
 
 from __future__ import annotations
