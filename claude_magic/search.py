@@ -91,7 +91,7 @@ class Matcher:
             if not found:
                 return 0.0
             total += found
-        return total / math.sqrt(1 + len(text) / 80)
+        return total / norm_of(text)
 
     def snippet(self, text: str) -> str:
         """The text around the first match, every match in it marked ``«…»``."""
@@ -119,6 +119,12 @@ class Matcher:
     def hit(self, session_id: str, seq: int | None, role: str, text: str) -> SearchHit | None:
         score = self.score(text) if text else 0.0
         return SearchHit(session_id, seq, role, self.snippet(text), score) if score else None
+
+
+def norm_of(text: str) -> float:
+    """What :meth:`Matcher.score` divides a text's match count by (the directory store's
+    index stores it, so that its scores are the very floats the Matcher computes)."""
+    return math.sqrt(1 + len(text) / 80)
 
 
 def metadata_texts(metadata: Any) -> Iterable[str]:

@@ -20,8 +20,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from ..search import Matcher, SearchHit
-from ._search_words import Part, norm_of, plan, word_counts
+from ..search import Matcher, SearchHit, norm_of
+from ._search_words import Part, plan, word_counts
 
 FORMAT = "claude-magic/search-index"
 VERSION = 3

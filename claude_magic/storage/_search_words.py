@@ -12,7 +12,6 @@ not make, so a message holding one is checked with the Matcher itself.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -26,12 +25,6 @@ _TURKISH_I = {0x130: "i", 0x131: "i"}
 def key_of(word: str) -> str:
     """The index key of a ``\\w+`` word (or of a query's casefolded word)."""
     return word.lower() if word.isascii() else word.translate(_TURKISH_I).casefold()
-
-
-def norm_of(text: str) -> float:
-    """What :meth:`Matcher.score` divides a text's match count by (stored, so that scores
-    made from the index are the very floats the Matcher computes)."""
-    return math.sqrt(1 + len(text) / 80)
 
 
 def word_counts(text: str) -> dict[str, tuple[int, bool]]:
