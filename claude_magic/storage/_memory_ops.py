@@ -34,19 +34,15 @@ def set_hashes(store: MemoryStorage, session_id: SessionId, hashes: Mapping[int,
     """Write chain hashes (and, with ``mark``, a message's status and error) in one step."""
     from ..chain import HASH_KEY
 
-    with store._lock:
+    with store._lock:  # reentrant: the mark and the hashes are one step
+        if mark is not None:
+            store.mark(session_id, *mark)
         session = store._get(session_id)
         by_seq = {m.seq: m for m in session.messages}
-        if mark is not None:
-            if mark[0] not in by_seq:
-                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
-            by_seq[mark[0]].status, by_seq[mark[0]].error = mark[1], mark[2]
-            session.updated_at = store._clock.now()
         for seq, value in hashes.items():
             by_seq[seq].ids[HASH_KEY] = value
-        epochs = getattr(store, "_epochs", None)
-        if epochs is not None:  # readers of messages since a Position read them all again
-            epochs[session_id] = (session, new_epoch())
+        # readers of messages since a Position read them all again
+        store._epochs[session_id] = (session, new_epoch())
 
 
 def search(store: MemoryStorage, matcher: Matcher, limit: int,
