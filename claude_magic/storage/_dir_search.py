@@ -48,8 +48,6 @@ from ._search_index import Doc, Fresh, SearchIndex, prepare
 if TYPE_CHECKING:
     from .files import DirectoryStorage
 
-SIDECAR = SEARCH_INDEX_NAME
-_SIDECAR_NAMES = SEARCH_INDEX_NAMES
 _OPEN_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
 #: How many sessions' texts a first build holds in memory before writing them.
@@ -152,9 +150,9 @@ def open_index(root: Path, *, replace: bool = False, memory: bool = False
 
 
 def _sidecar(root: Path) -> sqlite3.Connection | None:
-    path = root / SIDECAR
+    path = root / SEARCH_INDEX_NAME
     for _ in range(2):
-        if any(entry_problem(root / name) is not None for name in _SIDECAR_NAMES):
+        if any(entry_problem(root / name) is not None for name in SEARCH_INDEX_NAMES):
             return None  # a link or special file planted there: left alone
         if not _private_file(path):
             return None
@@ -189,7 +187,7 @@ def _private_file(path: Path) -> bool:
 
 
 def _remove_sidecar(root: Path) -> None:
-    for name in _SIDECAR_NAMES:
+    for name in SEARCH_INDEX_NAMES:
         path = root / name
         if entry_problem(path) is None:  # only regular files: a planted entry stays
             with contextlib.suppress(OSError):
