@@ -265,7 +265,7 @@ def read_session(root: Path, sid: str, digest: str | None) -> tuple[str, list[Do
         session, _ = parse_header(SessionId(sid), head)
     except (NotASession, ValueError, TypeError):
         return hashed.hexdigest(), []
-    docs: list[Doc] = sorted(_messages(body), key=_by_seq)
+    docs = _messages(body)
     header = [("system", session.system_prompt or "")]
     header += [("metadata", text) for text in metadata_texts(session.metadata)]
     docs += [(None, role, text) for role, text in header if _encodable(text)]
