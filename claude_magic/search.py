@@ -80,8 +80,6 @@ class Matcher:
     def __post_init__(self) -> None:
         self._each = [re.compile(_pattern(t), re.IGNORECASE) for t in self.terms]
         self._any = re.compile("|".join(_pattern(t) for t in self.terms), re.IGNORECASE)
-        #: lowercase ASCII needles a raw text must hold to possibly match (quick rejects)
-        self.needles = [t.words[0].encode() for t in self.terms if t.words[0].isascii()]
 
     def score(self, text: str) -> float:
         """0 when some term is missing; else more matches in a shorter text score higher."""
@@ -101,10 +99,6 @@ class Matcher:
         cut = " ".join(text[start:end].split())
         marked = self._any.sub(lambda m: f"{OPEN}{m.group(0)}{CLOSE}", cut)
         return ("…" if start else "") + marked + ("…" if end < len(text) else "")
-
-    def anywhere(self, text: str) -> bool:
-        """Whether every term matches somewhere in ``text`` (a whole file's messages)."""
-        return all(pattern.search(text) for pattern in self._each)
 
     def candidates(self, session_id: str, rows: Iterable[tuple[int, str, str]]
                    ) -> list[Candidate]:
