@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..blocks import text_of
+from ..checks import is_utf8
 from ..errors import StorageError
 from ..search import Matcher, SearchHit, metadata_texts
 from ..session import _VALID_ID, SessionId
@@ -268,7 +269,7 @@ def read_session(root: Path, sid: str, digest: str | None) -> tuple[str, list[Do
     docs = _messages(body)
     header = [("system", session.system_prompt or "")]
     header += [("metadata", text) for text in metadata_texts(session.metadata)]
-    docs += [(None, role, text) for role, text in header if _encodable(text)]
+    docs += [(None, role, text) for role, text in header if is_utf8(text)]
     docs.sort(key=_by_seq)  # stable: as the Matcher's ranking breaks ties
     return hashed.hexdigest(), docs
 
@@ -305,7 +306,7 @@ def _messages(raw: bytes) -> list[Doc]:
         except BAD_LINE:
             continue
         if (type(seq) is int and isinstance(role, str) and isinstance(text, str)
-                and (not surrogates or _encodable(text))):
+                and (not surrogates or is_utf8(text))):
             rows.append((seq, role, text))
     return rows
 
@@ -315,14 +316,6 @@ def _loads_or_none(line: bytes) -> Any:
         return loads(line)
     except ValueError:
         return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _INDEXES: weakref.WeakKeyDictionary[DirectoryStorage, DirectorySearch] = (
