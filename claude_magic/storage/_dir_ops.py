@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import SessionExists
 from ..session import SessionId
 from ._dir_search import search
-from ._headers import header_bytes
+from ._headers import JOURNAL_NAME, header_bytes
 from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
 from ._lines import set_hash, set_status
 from .base import new_epoch
@@ -30,11 +30,9 @@ __all__ = ["recover", "rename", "search", "set_hashes"]
 if TYPE_CHECKING:
     from .files import DirectoryStorage
 
-JOURNAL = ".rename-journal"
-
 
 def _journal(store: DirectoryStorage) -> Path:
-    return store.root / JOURNAL
+    return store.root / JOURNAL_NAME
 
 
 def recover(store: DirectoryStorage) -> None:

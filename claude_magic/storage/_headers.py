@@ -52,6 +52,8 @@ INDEX_NAME = ".index.json"
 #: Every header's summary fields, for DataFrames (a cache, like the index: keyed the same way)
 SUMMARIES_NAME = ".summaries.json"
 LOCK_NAME = ".lock"
+#: A directory rename's journal (``_dir_ops.py``): there only while a rename is under way.
+JOURNAL_NAME = ".rename-journal"
 #: The directory search index (``_dir_search.py``) and the files SQLite keeps beside it.
 SEARCH_INDEX_NAME = ".search.sqlite"
 SEARCH_INDEX_NAMES = tuple(SEARCH_INDEX_NAME + end for end in ("", "-wal", "-shm", "-journal"))

@@ -55,6 +55,7 @@ from ._dir_append import remembered_tip
 from ._dir_lock import DirectoryLock
 from ._headers import (
     HEADER_SUFFIX,
+    JOURNAL_NAME,
     LOCK_NAME,
     MESSAGES_SUFFIX,
     Header,
@@ -124,9 +125,10 @@ class DirectoryStorage:
         self._warned_lines: set[str] = set()  # each damaged line is reported once
         self._assets = AssetFolder(self.root)  # images and PDFs: assets/<sha256>.<ext>
         self._tips: dict[SessionId, Any] = {}  # what the last append left (_dir_append.Tip)
-        from ._dir_ops import recover
+        if os.path.lexists(self.root / JOURNAL_NAME):  # a rename a killed process left half
+            from ._dir_ops import recover  # done is finished first (imported only then)
 
-        recover(self)  # a rename a killed process left half done is finished first
+            recover(self)
 
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.location!r})"

@@ -62,7 +62,9 @@ def test_rename_onto_an_existing_id_needs_overwrite(manager: SessionManager) -> 
 _WORKER = """
 import sys
 from claude_magic.manager import SessionManager
+from claude_magic.storage._ops import store_op
 manager = SessionManager(sys.argv[1])
+store_op(manager.storage, "rename")  # its module imported now: the kill lands in the rename
 print("ready", flush=True)
 sys.stdin.readline()
 manager.rename(sys.argv[2], sys.argv[3])
