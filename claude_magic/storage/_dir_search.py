@@ -118,7 +118,6 @@ class DirectorySearch:
         young: list[str] = []
         for sid in check:
             if len(fresh) >= _BATCH:  # a first build holds one batch of texts at a time
-                young += [s for s, entry in fresh.items() if not entry[1]]
                 self.index.update(fresh, [], {})
                 fresh.clear()
             listed = _identity(files, sid)
@@ -129,12 +128,14 @@ class DirectorySearch:
             elif entry is None or entry[1] != listed[0] or not entry[2]:
                 digest, docs = read_session(self.root, sid, entry[3] if entry else None)
                 trusted = listed[1] < trust_before
+                if not trusted:
+                    young.append(sid)
                 if docs is None:
                     touched[sid] = (listed[0], trusted)
                 else:
                     fresh[sid] = (listed[0], trusted, digest, docs)
         self.index.update(fresh, gone, touched)
-        return young + [sid for sid, entry in [*fresh.items(), *touched.items()] if not entry[1]]
+        return young
 
 
 def open_index(root: Path, *, replace: bool = False, memory: bool = False
