@@ -22,7 +22,6 @@ from ..session import SessionId
 from ._dir_search import search
 from ._headers import JOURNAL_NAME, header_bytes
 from ._jsonio import dumps, loads, read_file, stage, sync_dir, write_atomic
-from ._lines import set_hash, set_status
 from .base import new_epoch
 
 __all__ = ["recover", "rename", "search", "set_hashes"]
@@ -102,25 +101,4 @@ def set_hashes(store: DirectoryStorage, session_id: SessionId, hashes: Mapping[i
                mark: tuple[int, str, str | None] | None = None) -> None:
     """Write ``ids["hash"]`` of the given messages (and, with ``mark``, a message's status
     and error) in one change; other lines are kept byte for byte."""
-    path = store._messages_path(session_id)
-    with store._locked(), store._os_errors(f"hash messages of {str(session_id)!r}", path):
-        header, _ = store._state(session_id)
-        lines = store._read_lines(session_id).split(b"\n")
-        found = False
-        for index, line in enumerate(lines[:-1]):  # complete lines only
-            try:
-                doc = loads(line)
-            except ValueError:
-                continue
-            seq = doc.get("seq") if isinstance(doc, dict) else None
-            if type(seq) is not int or (seq not in hashes and (mark is None or seq != mark[0])):
-                continue
-            if mark is not None and seq == mark[0]:
-                set_status(doc, mark[1], mark[2])
-                found = True
-            if seq in hashes:
-                set_hash(doc, hashes[seq])
-            lines[index] = dumps(doc)
-        if mark is not None and not found:
-            raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
-        store._rewrite(session_id, header, lines, touched=mark is not None)
+    store._edit_lines(session_id, hashes, mark, f"hash messages of {str(session_id)!r}")

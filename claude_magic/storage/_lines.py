@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -141,6 +142,30 @@ def set_hash(doc: dict[str, Any], value: str) -> None:
         doc["ids"] = {**ids, HASH_KEY: value}  # a line of an earlier version
     else:
         doc[HASH_KEY] = value
+
+
+def edit_lines(lines: list[bytes], hashes: Mapping[int, str],
+               mark: tuple[int, str, str | None] | None) -> bool:
+    """In a messages file split at its line ends, set the chain hash of each seq in
+    ``hashes`` and, with ``mark`` (seq, status, error), that message's status and error; a
+    changed line is encoded again, every other one kept byte for byte. Whether the marked
+    message was found."""
+    found = False
+    for index, line in enumerate(lines[:-1]):  # complete lines only
+        try:
+            doc = loads(line)
+        except ValueError:
+            continue
+        seq = doc.get("seq") if isinstance(doc, dict) else None
+        if type(seq) is not int or (seq not in hashes and (mark is None or seq != mark[0])):
+            continue
+        if mark is not None and seq == mark[0]:
+            set_status(doc, mark[1], mark[2])
+            found = True
+        if seq in hashes:
+            set_hash(doc, hashes[seq])
+        lines[index] = dumps(doc)
+    return found
 
 
 def totals(raw: bytes, stats: SessionStats, updated: datetime

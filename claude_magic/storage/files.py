@@ -39,7 +39,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,6 @@ from ._headers import (
 from ._jsonio import (
     _DECODER,
     NotRegularFile,
-    dumps,
     entry_problem,
     loads,
     open_regular,
@@ -80,10 +79,10 @@ from ._lines import (
     BAD_LINE,
     SURROGATE_ESCAPE,
     checked,
+    edit_lines,
     encode,
     expand,
     line_hash,
-    set_status,
     tail_totals,
     totals,
 )
@@ -493,32 +492,28 @@ class DirectoryStorage:
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
+        self._edit_lines(session_id, {}, (seq, status, error),
+                         f"mark a message of {str(session_id)!r}")
+
+    def _edit_lines(self, session_id: SessionId, hashes: Mapping[int, str],
+                    mark: tuple[int, str, str | None] | None, doing: str) -> None:
+        """Set messages' chain hashes and, with ``mark``, one's status and error
+        (:func:`_lines.edit_lines`: other lines are kept byte for byte), then replace the
+        messages file and the header, counting them under a new epoch, as one change; a mark
+        renews ``updated_at`` (``mark`` and ``_dir_ops.set_hashes``)."""
         path = self._messages_path(session_id)
-        with self._locked(), self._os_errors(f"mark a message of {str(session_id)!r}", path):
+        with self._locked(), self._os_errors(doing, path):
             header, _ = self._state(session_id)
             lines = self._read_lines(session_id).split(b"\n")
-            for index, line in enumerate(lines[:-1]):  # complete lines only
-                doc = _loads_or_none(line)
-                if doc is not None and type(doc.get("seq")) is int and doc["seq"] == seq:
-                    set_status(doc, status, error)
-                    lines[index] = dumps(doc)
-                    break
-            else:
-                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            self._rewrite(session_id, header, lines, touched=True)
-
-    def _rewrite(self, session_id: SessionId, header: Header, lines: list[bytes], *,
-                 touched: bool) -> None:
-        """Replace the messages file with ``lines`` (a split of it, changed: other lines are
-        kept byte for byte) and the header with one counting them under a new epoch;
-        ``touched``: the change renews ``updated_at``."""
-        data = b"\n".join(lines)
-        if touched:
-            header.session.updated_at = self._next_time(header)
-        header_path = self._header_path(session_id)
-        self._replace_all([(self._messages_path(session_id), data), (header_path, header_bytes(
-            header.session, header.stats, new_epoch(), len(data) - len(lines[-1])))])
-        self._headers.forget(header_path.name)
+            if not edit_lines(lines, hashes, mark) and mark is not None:
+                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+            if mark is not None:
+                header.session.updated_at = self._next_time(header)
+            data = b"\n".join(lines)
+            header_path = self._header_path(session_id)
+            self._replace_all([(path, data), (header_path, header_bytes(
+                header.session, header.stats, new_epoch(), len(data) - len(lines[-1])))])
+            self._headers.forget(header_path.name)
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         """Remove a session's files; with ``if_updated_at`` only if its stored ``updated_at``
@@ -688,11 +683,3 @@ def _restore(path: Path, backup: str | None, existed: bool) -> None:
             os.replace(backup, path)
         elif not existed:
             path.unlink(missing_ok=True)
-
-
-def _loads_or_none(line: bytes) -> dict[str, Any] | None:
-    try:
-        doc = loads(line)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
