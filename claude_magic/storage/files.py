@@ -358,8 +358,6 @@ class DirectoryStorage:
 
     # --- the Storage protocol -------------------------------------------------------------
 
-    # --- the Storage protocol -------------------------------------------------------------
-
     def create(self, session: Session, *, overwrite: bool = False,
                preserve_times: bool = False) -> Session:
         stored = session.checked_copy()
