@@ -155,6 +155,28 @@ def test_unchanged_sessions_are_not_read_again(tmp_path: Path,
     assert {sid for sid in after if after[sid] != numbers[sid]} == {"s02"}
 
 
+def test_sessions_too_young_to_trust_are_read_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files changed within the trust margin may change again within one timestamp tick,
+    leaving their listing as it was: each search reads them again until they are old
+    enough, and stops then."""
+    monkeypatch.setattr(_dir_search, "TRUST_MARGIN_NS", 10**18)  # every file is too young
+    read: list[str] = []
+    real = _dir_search.read_session
+    monkeypatch.setattr(_dir_search, "read_session",
+                        lambda root, sid, digest: (read.append(sid), real(root, sid, digest))[1])
+    with _store(tmp_path / "s", TEXTS[:3]) as manager:
+        for _ in range(2):
+            read.clear()
+            assert manager.search("deploy") == _reference(manager, "deploy")
+            assert sorted(read) == ["s00", "s01", "s02"]
+        monkeypatch.setattr(_dir_search, "TRUST_MARGIN_NS", 0)  # old enough now
+        manager.search("deploy")  # read once more, and trusted
+        read.clear()
+        assert manager.search("deploy") == _reference(manager, "deploy")
+        assert read == []
+
+
 def _numbers(store: Path) -> dict[str, int]:
     db = sqlite3.connect(store / SIDECAR)
     try:
