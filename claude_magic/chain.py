@@ -46,11 +46,6 @@ def message_hash(previous: str, role: str, status: str, content: Any) -> str:
     return _sha256(canonical(previous, role, status, content)).hexdigest()
 
 
-def stored_hash(message: Any) -> str | None:
-    """The hash a stored message carries (None for one written before hashes)."""
-    return message.ids.get(HASH_KEY)
-
-
 def chain(messages: Iterable[Any], previous: str = "") -> list[str]:
     """The hashes the given messages should carry, following ``previous``."""
     hashes = []
