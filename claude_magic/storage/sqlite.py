@@ -480,7 +480,7 @@ class SQLiteStorage:
             return self._summary(row)
         except (ValueError, TypeError) as exc:
             raise DamagedSession(str(session_id), self.location,
-                                 f"unreadable row ({_short(exc)})") from None
+                                 f"unreadable row ({_short(exc)})", kind="row") from None
 
     def _python_damaged(self) -> set[str]:
         """Ids of rows ``readable`` passes that Python refuses (values past 64 bits, deep

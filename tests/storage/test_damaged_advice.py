@@ -3,6 +3,7 @@ aside, a database row repaired with SQL; in both, deleting the session frees its
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,22 @@ def test_a_damaged_row_is_repaired_with_sql() -> None:
                           "postgresql://u@h/db; repair the row with SQL (it is never "
                           "overwritten) or delete the session to reuse its id")
     assert error.kind == "row" and error.reason == "unreadable row (bad time)"
+
+
+def test_a_damaged_sqlite_row_is_repaired_with_sql(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SessionManager(f"sqlite:///{path}") as manager:
+        manager.create_session("broken").build()
+        with sqlite3.connect(path) as db:  # another tool plants a time SQLite accepts
+            db.execute("UPDATE sessions SET updated_at = '0001-01-01T00:00:00+14:00' "
+                       "WHERE id = 'broken'")
+        db.close()
+        with pytest.raises(DamagedSession) as caught:
+            manager.update("broken", metadata={"k": "v"})
+        error = caught.value
+        assert (error.session_id, error.kind) == ("broken", "row")
+        assert str(error).endswith("; repair the row with SQL (it is never overwritten) or "
+                                   "delete the session to reuse its id")
+        assert "\n" not in str(error) and "move the file" not in str(error)
+        assert manager.delete("broken") is True  # as the advice says
+        manager.create_session("broken").build()
