@@ -371,15 +371,7 @@ class HeaderCache:
 
     def _load_summaries(self) -> dict[str, Any]:
         if self._saved_summaries is None:
-            self._saved_summaries = {}
-            try:
-                doc = loads(read_file(self.root / SUMMARIES_NAME))
-            except (OSError, ValueError):
-                return self._saved_summaries
-            if (isinstance(doc, dict) and doc.get("format") == SUMMARIES_FORMAT
-                    and doc.get("version") == INDEX_VERSION
-                    and isinstance(doc.get("entries"), dict)):
-                self._saved_summaries = doc["entries"]
+            self._saved_summaries = _read_cache(self.root / SUMMARIES_NAME, SUMMARIES_FORMAT)
         return self._saved_summaries
 
     def _save_summaries(self, rows: list[Row], keys: list[Key | None]) -> None:
@@ -393,15 +385,8 @@ class HeaderCache:
                 entries[name] = [*key, *row[1:]]
             elif name in saved:
                 entries[name] = saved[name]
-        path = self.root / SUMMARIES_NAME
-        doc = {"format": SUMMARIES_FORMAT, "version": INDEX_VERSION, "entries": entries}
-        try:
-            if entry_problem(path) is not None:
-                return  # a link or special file planted there: reported, left alone
-            write_atomic(self.root, path, dumps(doc), durable=False)
-        except OSError:
-            return
-        self._saved_summaries = entries
+        if _write_cache(self.root, self.root / SUMMARIES_NAME, SUMMARIES_FORMAT, entries):
+            self._saved_summaries = entries
 
     def _read(self, name: str, session_id: SessionId, key: Key, trusted: bool) -> Entry | None:
         path = os.path.join(self._root, name)
@@ -432,15 +417,7 @@ class HeaderCache:
     def _load_saved(self) -> dict[str, Any]:
         """The rows of ``.index.json`` (name -> [inode, mtime_ns, size, updated, damage])."""
         if self._saved_rows is None:
-            self._saved_rows = {}
-            try:
-                doc = loads(read_file(self.index_path))
-            except (OSError, ValueError):
-                return self._saved_rows
-            if (isinstance(doc, dict) and doc.get("format") == INDEX_FORMAT
-                    and doc.get("version") == INDEX_VERSION
-                    and isinstance(doc.get("entries"), dict)):
-                self._saved_rows = doc["entries"]
+            self._saved_rows = _read_cache(self.index_path, INDEX_FORMAT)
         return self._saved_rows
 
     def _from_saved(self, name: str, session_id: SessionId, key: Key, updated: Any,
@@ -461,16 +438,37 @@ class HeaderCache:
             if entry.trusted:
                 reason = entry.damage.reason if entry.damage is not None else None
                 rows[name] = [*entry.key, entry.updated, reason]
-        doc = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "entries": rows}
-        try:
-            if entry_problem(self.index_path) is not None:
-                return  # a link or special file planted there: reported, left alone
-            write_atomic(self.root, self.index_path, dumps(doc), durable=False)
-        except OSError:
+        if not _write_cache(self.root, self.index_path, INDEX_FORMAT, rows):
             return
         for name in rows:
             self._entries[name] = self._entries[name]._replace(saved=True)
         self._saved_rows = rows
+
+
+def _read_cache(path: Path, form: str) -> dict[str, Any]:
+    """The entries of a cache file (``.index.json``, ``.summaries.json``); none when it is
+    missing, unreadable or of another format or version."""
+    try:
+        doc = loads(read_file(path))
+    except (OSError, ValueError):
+        return {}
+    if (isinstance(doc, dict) and doc.get("format") == form
+            and doc.get("version") == INDEX_VERSION and isinstance(doc.get("entries"), dict)):
+        return doc["entries"]
+    return {}
+
+
+def _write_cache(root: Path, path: Path, form: str, entries: dict[str, Any]) -> bool:
+    """Write a cache file; False when that failed (a cache: ignored) or a link or special
+    file is planted there (reported by the scan, left alone)."""
+    doc = {"format": form, "version": INDEX_VERSION, "entries": entries}
+    try:
+        if entry_problem(path) is not None:
+            return False
+        write_atomic(root, path, dumps(doc), durable=False)
+    except OSError:
+        return False
+    return True
 
 
 _FORMAT_BITS = 0o170000  # stat.S_IFMT's mask, inline in the scan loop
