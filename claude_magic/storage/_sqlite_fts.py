@@ -88,10 +88,9 @@ def pending(db: sqlite3.Connection) -> int | None:
 
 def catch_up(db: sqlite3.Connection) -> None:
     """Index the message rows past the mark and move it (in the caller's write transaction)."""
-    upto = pending(db)
-    if upto is None:
+    upto, top = db.execute(f"SELECT {MARK_AND_TOP}").fetchone()
+    if waiting(upto, top) is None:
         return
-    top = db.execute("SELECT max(id) FROM messages").fetchone()[0]
     db.execute("INSERT INTO messages_fts (rowid, content) SELECT id, content FROM messages "
                "WHERE id > ? AND id <= ?", (upto, top))
     db.execute("UPDATE fts_indexed SET upto = ?", (top,))
