@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from ..errors import SessionExists
 from ..session import SessionId
-from ..times import format_time
 from ._fts_search import search
 from .base import new_epoch
 
@@ -44,16 +43,12 @@ def set_hashes(store: SQLiteStorage, session_id: SessionId, hashes: Mapping[int,
     message's status and error) in one transaction."""
     with store._transaction() as db:
         store._checked_row(db, session_id)  # SessionNotFound / DamagedSession first
-        if mark is not None:
-            if not db.execute("UPDATE messages SET status = ?, error = ? "
-                              "WHERE session_id = ? AND seq = ?",
-                              (mark[1], mark[2], session_id, mark[0])).rowcount:
-                raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
-            db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?",
-                       (format_time(store._clock.now()), session_id))
         db.executemany("UPDATE messages SET hash = ? WHERE session_id = ? AND seq = ?",
                        [(h, session_id, seq) for seq, h in hashes.items()])
-        _new_epoch(db, session_id)
+        if mark is not None:
+            store._mark(db, session_id, *mark)  # the epoch too
+        else:
+            _new_epoch(db, session_id)
 
 
 def _new_epoch(db: sqlite3.Connection, session_id: str) -> None:

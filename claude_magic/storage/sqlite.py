@@ -674,13 +674,19 @@ class SQLiteStorage:
              error: str | None = None) -> None:
         with self._transaction() as db:
             self._checked_row(db, session_id)
-            changed = db.execute("UPDATE messages SET status = ?, error = ? "
-                                 "WHERE session_id = ? AND seq = ?",
-                                 (status, error, session_id, seq)).rowcount
-            if not changed:
-                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            db.execute("UPDATE sessions SET updated_at = ?, epoch = ? WHERE id = ?",
-                       (format_time(self._clock.now()), new_epoch(), session_id))
+            self._mark(db, session_id, seq, status, error)
+
+    def _mark(self, db: sqlite3.Connection, session_id: SessionId, seq: int, status: Status,
+              error: str | None) -> None:
+        """Set a message's status and error, and the session's time and epoch, in the
+        caller's write transaction; ``IndexError`` when there is no such message."""
+        changed = db.execute("UPDATE messages SET status = ?, error = ? "
+                             "WHERE session_id = ? AND seq = ?",
+                             (status, error, session_id, seq)).rowcount
+        if not changed:
+            raise IndexError(f"session {str(session_id)!r} has no message {seq}")
+        db.execute("UPDATE sessions SET updated_at = ?, epoch = ? WHERE id = ?",
+                   (format_time(self._clock.now()), new_epoch(), session_id))
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         with self._transaction() as db:
