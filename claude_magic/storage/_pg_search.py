@@ -106,7 +106,9 @@ def set_hashes(cur: psycopg.Cursor[Any], session_id: str, hashes: Mapping[int, s
         cur.execute(f"UPDATE {_M} SET status = %s, error = %s WHERE session_id = %s AND seq = %s",
                     (mark[1], text.enc(mark[2]), session_id, mark[0]))
         if not cur.rowcount:
-            raise IndexError(f"session {session_id!r} has no message {mark[0]}")
+            raise IndexError(f"session {str(session_id)!r} has no message {mark[0]}")
+    if not hashes:
+        return
     cur.executemany(f"UPDATE {_M} SET ids = (ids::jsonb || "
                     "jsonb_build_object('hash', %s::text))::json "
                     "WHERE session_id = %s AND seq = %s",

@@ -180,16 +180,8 @@ class PostgresStorage(PostgresConnection):
 
     def mark(self, session_id: SessionId, seq: int, status: Status,
              error: str | None = None) -> None:
-        with self._transaction() as cur:
-            team, = self._lock_own(cur, session_id)
-            cur.execute(f"UPDATE {_M} SET status = %s, error = %s "
-                        "WHERE session_id = %s AND seq = %s",
-                        (status, text.enc(error), session_id, seq))
-            if not cur.rowcount:
-                raise IndexError(f"session {str(session_id)!r} has no message {seq}")
-            cur.execute(f"UPDATE {_S} SET updated_at = %s WHERE id = %s",
-                        (self._clock.now(), session_id))
-            self._notify(cur, "marked", session_id, team=team)
+        """:meth:`set_hashes` with no hash: one message's status and error."""
+        self.set_hashes(session_id, {}, (seq, status, error))
 
     def delete(self, session_id: SessionId, *, if_updated_at: datetime | None = None) -> bool:
         """Remove one of this role's sessions. Another member's session: ``StorageError``, or
