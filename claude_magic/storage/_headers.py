@@ -212,6 +212,7 @@ class Entry(NamedTuple):
 
 _BY_ID = itemgetter(0)
 _BY_UPDATED = itemgetter(3)
+_NEWEST = itemgetter(5, 0)  # a summary row's updated_at, then its id
 
 
 class HeaderCache:
@@ -335,7 +336,7 @@ class HeaderCache:
             self._order = [e.session_id for e in sessions]
         return list(self._order)
 
-    def columns(self) -> tuple[list[Row], list[Key | None]]:
+    def columns(self) -> list[Row]:
         """Every readable session's summary row (:data:`Row`: times as ISO-8601 strings),
         newest first, from ``.summaries.json`` where a trusted header's key still matches its
         row there, else from the header itself; the file is rewritten when it lacks
@@ -366,8 +367,8 @@ class HeaderCache:
             unsaved += entry[2]
         if unsaved >= INDEX_REFRESH:
             self._save_summaries(rows, keys)
-        order = sorted(range(len(rows)), key=lambda i: (rows[i][5], rows[i][0]), reverse=True)
-        return [rows[i] for i in order], [keys[i] for i in order]
+        rows.sort(key=_NEWEST, reverse=True)
+        return rows
 
     def _load_summaries(self) -> dict[str, Any]:
         if self._saved_summaries is None:

@@ -591,7 +591,7 @@ class DirectoryStorage:
         """From the header cache's summary rows (``.summaries.json`` when still valid):
         no object per session; metadata copied, times as ISO-8601 strings."""
         with self._mutex:
-            rows, _ = self._headers.columns()
+            rows = self._headers.columns()
             metadata = [clone_json(row[2]) for row in rows]
         columns = list(zip(*rows, strict=True)) if rows else [()] * 12
         return SummaryColumns([str(i) for i in columns[0]], list(columns[1]), metadata,
