@@ -7,7 +7,8 @@ case, no stemming) matches words as the other stores do."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionExists, StorageError
@@ -77,23 +78,40 @@ def search(cur: psycopg.Cursor[Any], matcher: Matcher, limit: int,
     return best(hits, limit)
 
 
-def rename(cur: psycopg.Cursor[Any], old: str, new: str, overwrite: bool) -> None:
-    """Move a locked, owned session row and its messages to ``new`` (one transaction)."""
-    cur.execute(f"SELECT owner_role = current_user, owner FROM {_S} WHERE id = %s", (new,))
+def free_id(cur: psycopg.Cursor[Any], session_id: str, overwrite: bool) -> None:
+    """Make ``session_id`` free for a new row in the caller's transaction: a row there is
+    ``SessionExists`` unless ``overwrite``, another member's is ``StorageError``, this
+    role's own is deleted."""
+    cur.execute(f"SELECT owner_role = current_user, owner FROM {_S} WHERE id = %s",
+                (session_id,))
     found = cur.fetchone()
     if found is not None and not overwrite:
-        raise SessionExists(new)
+        raise SessionExists(str(session_id))
     if found is not None and not found[0]:
-        raise StorageError(f"session {new!r} belongs to {text.dec(found[1])}; pick another id")
-    cur.execute(f"DELETE FROM {_S} WHERE id = %s", (new,))
+        raise StorageError(f"session {str(session_id)!r} belongs to {text.dec(found[1])}; "
+                           "pick another id")
+    cur.execute(f"DELETE FROM {_S} WHERE id = %s", (session_id,))
+
+
+@contextlib.contextmanager
+def new_row(cur: psycopg.Cursor[Any], session_id: str) -> Iterator[None]:
+    """A savepoint around inserting the row ``session_id``: an id taken by another member's
+    private session (which stays invisible here) is ``SessionExists``."""
     import psycopg
 
     try:
-        with cur.connection.transaction():  # a savepoint: another member's private id
-            cur.execute(f"INSERT INTO {_S} (id, {_COPIED}) SELECT %s, {_COPIED} FROM {_S} "
-                        "WHERE id = %s", (new, old))
+        with cur.connection.transaction():
+            yield
     except psycopg.errors.UniqueViolation:
-        raise SessionExists(new) from None
+        raise SessionExists(str(session_id)) from None
+
+
+def rename(cur: psycopg.Cursor[Any], old: str, new: str, overwrite: bool) -> None:
+    """Move a locked, owned session row and its messages to ``new`` (one transaction)."""
+    free_id(cur, new, overwrite)
+    with new_row(cur, new):
+        cur.execute(f"INSERT INTO {_S} (id, {_COPIED}) SELECT %s, {_COPIED} FROM {_S} "
+                    "WHERE id = %s", (new, old))
     cur.execute(f"UPDATE {_M} SET session_id = %s WHERE session_id = %s", (new, old))
     cur.execute(f"DELETE FROM {_S} WHERE id = %s", (old,))
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import DamagedSession, SessionExists, StorageError
+from ..errors import DamagedSession, StorageError
 from ..message import Message, SessionStats, Status
 from ..session import Session, SessionChanges, SessionId, SessionSummary
 from . import _pg_text as text
@@ -35,11 +35,10 @@ from ._pg_rows import (
     trusted_id,
 )
 from ._pg_schema import MESSAGE_OK, set_up
+from ._pg_search import free_id, new_row
 from .base import DamagedEntry, SummaryColumns
 
 if TYPE_CHECKING:
-    import psycopg
-
     from ..search import Matcher, SearchHit
 
 Visibility = Literal["private", "team"]
@@ -81,37 +80,18 @@ class PostgresStorage(PostgresConnection):
                stored.updated_at, stats.message_count, stats.turns, stats.input_tokens,
                stats.output_tokens, stats.cost_usd, text.enc(stats.last_model))
         with self._transaction() as cur:
-            cur.execute(f"SELECT owner_role = current_user, owner FROM {_S} WHERE id = %s",
-                        (stored.id,))
-            found = cur.fetchone()
-            if found is not None and not overwrite:
-                raise SessionExists(str(stored.id))
-            if found is not None and not found[0]:
-                raise StorageError(f"session {str(stored.id)!r} belongs to "
-                                   f"{text.dec(found[1])}; pick another id")
-            cur.execute(f"DELETE FROM {_S} WHERE id = %s", (stored.id,))
-            self._insert_session(cur, row)
-            cur.executemany(INSERT_MESSAGE,
-                            [message_row(stored.id, m) for m in stored.messages])
-            adopt_assets(cur, stored.messages)  # a fork of a teammate's images: our own copy
-            self._notify(cur, "created", stored.id, team=False)
-        return stored
-
-    @staticmethod
-    def _insert_session(cur: psycopg.Cursor[Any], row: tuple[Any, ...]) -> None:
-        """Insert a session row; an id taken by another member's private session (which
-        stays invisible here) is ``SessionExists``."""
-        import psycopg
-
-        try:
-            with cur.connection.transaction():  # a savepoint
+            free_id(cur, stored.id, overwrite)
+            with new_row(cur, stored.id):
                 cur.execute(f"INSERT INTO {_S} (id, owner, system_prompt, metadata_json, "
                             "settings_json, created_at, updated_at, message_count, turns, "
                             "input_tokens, output_tokens, cost_usd, last_model) VALUES "
                             "(%s, coalesce(%s, current_user), %s, %s, %s, %s, %s, %s, %s, "
                             "%s, %s, %s, %s)", row)
-        except psycopg.errors.UniqueViolation:
-            raise SessionExists(str(row[0])) from None
+            cur.executemany(INSERT_MESSAGE,
+                            [message_row(stored.id, m) for m in stored.messages])
+            adopt_assets(cur, stored.messages)  # a fork of a teammate's images: our own copy
+            self._notify(cur, "created", stored.id, team=False)
+        return stored
 
     def load(self, session_id: SessionId) -> Session | None:
         with self._transaction() as cur:

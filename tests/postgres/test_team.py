@@ -173,3 +173,28 @@ def test_missing_driver_and_a_light_import() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == ('the PostgreSQL store needs psycopg 3: '
                              'pip install "claude-magic[postgres]"\n')
+
+
+def test_rename_and_mark_name_the_session_as_create_does(team) -> None:
+    _, alice, _, alice_store, bob_store = team
+    alice_store.create_session("a-private").build()
+    alice_store.create_session("a-team").build()
+    alice_store.share("a-team")
+    bob_store.create_session("b-own").build()
+    bob_store.append("b-own", Message("user", "hi"))
+    # the id another member holds, whether bob can see it or not, is never taken over
+    with pytest.raises(SessionExists, match="'a-private' already exists"):
+        bob_store.rename("b-own", "a-private")
+    with pytest.raises(SessionExists, match="'a-team' already exists"):
+        bob_store.rename("b-own", "a-team")
+    with pytest.raises(StorageError) as caught:
+        bob_store.rename("b-own", "a-team", overwrite=True)
+    assert str(caught.value) == f"session 'a-team' belongs to {alice}; pick another id"
+    with pytest.raises(IndexError) as missing:
+        bob_store.mark("b-own", 7, "error", "x")
+    assert str(missing.value) == "session 'b-own' has no message 7"
+    bob_store.mark("b-own", 0, "error", "boom")
+    assert [(m.status, m.error) for m in bob_store.get("b-own").messages] == [("error", "boom")]
+    assert bob_store.verify("b-own").ok
+    assert alice_store.list() == ["a-team", "a-private"]
+    assert bob_store.list() == ["b-own", "a-team"]
