@@ -33,7 +33,7 @@ from ..errors import DamagedSession
 from ..message import Message, SessionStats
 from ..session import SessionId
 from ._headers import Header, header_bytes
-from ._jsonio import NotRegularFile, open_regular, stage, write_all, write_atomic
+from ._jsonio import NotRegularFile, open_regular, read_rest, stage, write_all, write_atomic
 from ._lines import FOLD_BYTES, encode, tail_totals
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def append(store: DirectoryStorage, session_id: SessionId, message: Message) -> 
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(store.root))
         header_fd = _open_header(store, session_id)
         try:
-            raw = _read_all(header_fd)
+            raw = read_rest(header_fd)
             tip = store._tips.pop(session_id, None)
             if tip is not None and tip.header_raw != raw:
                 tip = None
@@ -210,10 +210,3 @@ def _open_messages(session_id: SessionId, path: os.PathLike[str]) -> tuple[int, 
             return open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL), True
     except NotRegularFile as exc:
         raise DamagedSession(str(session_id), str(path), exc.strerror) from None
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = [os.read(fd, 65536)]
-    while chunks[-1]:
-        chunks.append(os.read(fd, 65536))
-    return b"".join(chunks)

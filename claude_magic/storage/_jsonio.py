@@ -149,15 +149,22 @@ def read_file(path: str | os.PathLike[str], size_hint: int = 0, *,
     try:
         if limit is not None and os.fstat(fd).st_size > limit:
             raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
-        chunks = [os.read(fd, size_hint + 1 if size_hint else 65536)]
-        total = len(chunks[0])
-        while chunks[-1]:
-            chunks.append(os.read(fd, 65536))
-            total += len(chunks[-1])
-            if limit is not None and total > limit:
-                raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
+        return read_rest(fd, size_hint, limit=limit, path=path)
     finally:
         os.close(fd)
+
+
+def read_rest(fd: int, size_hint: int = 0, *, limit: int | None = None,
+              path: str | os.PathLike[str] = "") -> bytes:
+    """The bytes of the file open as ``fd`` from where it stands to its end; with ``limit``,
+    :class:`TooLarge` (naming ``path``) once more than ``limit`` bytes were read."""
+    chunks = [os.read(fd, size_hint + 1 if size_hint else 65536)]
+    total = len(chunks[0])
+    while chunks[-1]:
+        chunks.append(os.read(fd, 65536))
+        total += len(chunks[-1])
+        if limit is not None and total > limit:
+            raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
     return b"".join(chunks)
 
 
