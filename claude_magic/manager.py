@@ -90,10 +90,16 @@ def _missing_hashes(messages: list[Message], start: int, *,
     hash, if earlier) should carry and do not (``rewrite``: every one from there)."""
     first = next((i for i, m in enumerate(messages)
                   if HASH_KEY not in m.ids or (m.seq or 0) >= start), len(messages))
+    return {m.seq or 0: h for m, h in _chain_from(messages, first)
+            if rewrite or m.ids.get(HASH_KEY) != h}
+
+
+def _chain_from(messages: list[Message], first: int) -> Iterable[tuple[Message, str]]:
+    """Each message from index ``first`` on with the hash it should carry, chained after
+    the hash the message before it carries."""
     previous = messages[first - 1].ids.get(HASH_KEY, "") if first else ""
     rest = messages[first:]
-    return {m.seq or 0: h for m, h in zip(rest, chain(rest, previous), strict=True)
-            if rewrite or m.ids.get(HASH_KEY) != h}
+    return zip(rest, chain(rest, previous), strict=True)
 
 
 def _chained(session: Session) -> Session:
@@ -104,9 +110,7 @@ def _chained(session: Session) -> Session:
     if first is None:
         return session
     session = session.copy()
-    previous = session.messages[first - 1].ids[HASH_KEY] if first else ""
-    rest = session.messages[first:]
-    for message, value in zip(rest, chain(rest, previous), strict=True):
+    for message, value in _chain_from(session.messages, first):
         message.ids[HASH_KEY] = value
     return session
 
