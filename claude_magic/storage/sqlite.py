@@ -496,6 +496,12 @@ class SQLiteStorage:
                 bad.add(row[0])
         return bad
 
+    def _skipped(self) -> set[str]:
+        """Report every damaged row; return the ids of readable rows a listing leaves out
+        (Python refuses them, or they hold text that is not UTF-8)."""
+        self._report_unreadable()
+        return self._python_damaged() | self._not_utf8()
+
     # --- the Storage protocol -------------------------------------------------------------
 
     def create(self, session: Session, *, overwrite: bool = False,
@@ -745,8 +751,7 @@ class SQLiteStorage:
         """One query, column by column; ``readable`` and ``plain`` have checked ids, JSON,
         times and totals, so only the metadata is parsed here (times stay ISO strings)."""
         with self._mutex:
-            self._report_unreadable()
-            bad = self._python_damaged() | self._not_utf8()
+            bad = self._skipped()
             rows = self._read("SELECT id, system_prompt, metadata, created_at, updated_at, "
                               "message_count, turns, input_tokens, output_tokens, cost_usd, "
                               f"last_model FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
@@ -764,8 +769,7 @@ class SQLiteStorage:
 
     def list_ids(self) -> list[SessionId]:
         with self._mutex:
-            self._report_unreadable()
-            bad = self._python_damaged() | self._not_utf8()
+            bad = self._skipped()
             rows = self._read(f"SELECT id FROM sessions WHERE readable = 1 {_NEWEST_FIRST}")
         new = str.__new__  # SessionId without re-checking: ``readable`` checked the id
         return [new(SessionId, row[0]) for row in rows if row[0] not in bad]
